@@ -1,0 +1,109 @@
+"""The one module that builds LM clients: every call goes through DSPy's LM (LiteLLM) over HTTP.
+
+One code path whether the endpoint is vLLM, llama.cpp, OpenAI or any OpenAI-compatible server.
+Secrets are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dspy
+import httpx
+
+from tutelage.agents.local import LocalServer
+from tutelage.config import RoleConfig, RunConfig
+from tutelage.errors import ConfigError, EndpointError
+
+__all__ = ["Endpoints", "build_lm", "check_endpoint", "open_endpoints", "resolve_api_key"]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Resolved base URLs (``.../v1``) of the student and the teacher."""
+
+    student: str
+    teacher: str
+
+
+def resolve_api_key(env_name: str | None) -> str:
+    """Read a role's key from the environment variable it names; local servers need none."""
+    if env_name is None:
+        return "not-needed"
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(f"environment variable {env_name} (api_key_env) is not set")
+    return value
+
+
+def build_lm(role: RoleConfig, api_base: str) -> dspy.LM:
+    """A DSPy LM for one role, with generation always bounded by ``max_tokens``."""
+    return dspy.LM(
+        model=f"openai/{role.model}",
+        api_base=api_base,
+        api_key=resolve_api_key(role.api_key_env),
+        temperature=role.temperature,
+        max_tokens=role.max_tokens,
+        timeout=role.timeout,
+        num_retries=role.retries,
+        cache=False,
+    )
+
+
+def check_endpoint(api_base: str, *, role: str, api_key: str = "not-needed", timeout: float = 5.0) -> None:
+    """Fail fast with one clear line when an endpoint cannot be reached."""
+    try:
+        response = httpx.get(
+            f"{api_base.rstrip('/')}/models", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+        )
+    except httpx.ConnectError:
+        raise EndpointError(f"{role} endpoint {api_base} refused the connection") from None
+    except httpx.TimeoutException:
+        raise EndpointError(f"{role} endpoint {api_base} did not answer within {timeout:.0f}s") from None
+    except httpx.HTTPError as exc:
+        raise EndpointError(f"{role} endpoint {api_base} failed: {exc.__class__.__name__}") from None
+    if response.status_code in (401, 403):
+        raise EndpointError(f"{role} endpoint {api_base} rejected the API key (HTTP {response.status_code})")
+    if response.status_code >= 500:
+        raise EndpointError(f"{role} endpoint {api_base} answered HTTP {response.status_code}")
+
+
+def _remote_base(role: RoleConfig, name: str) -> str:
+    if not role.api_base:
+        raise ConfigError(f"{name}.api_base is required when {name}.provider is 'openai'")
+    return role.api_base.rstrip("/")
+
+
+@contextlib.contextmanager
+def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[Endpoints]:
+    """Start the embedded server if a role needs it, check every endpoint, stop the server on exit."""
+    roles = {"student": cfg.student, "teacher": cfg.teacher}
+    with contextlib.ExitStack() as stack:
+        local_base: str | None = None
+        if any(r.provider == "local" for r in roles.values()):
+            parallel = max(r.concurrency for r in roles.values() if r.provider == "local")
+            server = LocalServer(parallel=parallel, log_path=log_dir / "llama-server.log" if log_dir else None)
+            stack.enter_context(server)
+            local_base = server.api_base
+        bases = {}
+        for name, role in roles.items():
+            base = local_base if role.provider == "local" else _remote_base(role, name)
+            assert base is not None
+            check_endpoint(base, role=name, api_key=resolve_api_key(role.api_key_env))
+            bases[name] = base
+        yield Endpoints(student=bases["student"], teacher=bases["teacher"])
+
+
+def systemic_error(exc: BaseException, *, role: str) -> EndpointError | None:
+    """The EndpointError an LM exception stands for, or None when it is a per-task failure."""
+    import litellm
+
+    systemic = (litellm.APIConnectionError, litellm.AuthenticationError, litellm.NotFoundError)
+    if isinstance(exc, systemic):
+        first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+        return EndpointError(f"{role} endpoint failed after retries: {first}")
+    return None

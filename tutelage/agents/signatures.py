@@ -1,0 +1,24 @@
+"""Every DSPy signature of tutelage. Their docstrings are prompts: review them like code."""
+
+from __future__ import annotations
+
+import dspy
+
+__all__ = ["Diagnose", "Solve"]
+
+
+class Solve(dspy.Signature):
+    """Answer the task. Reply with the answer only."""
+
+    strategies: str = dspy.InputField(desc="general rules learned from past mistakes", default="")
+    task: str = dspy.InputField(desc="the task input")
+    answer: str = dspy.OutputField(desc="the answer")
+
+
+class Diagnose(dspy.Signature):
+    """You are a teacher. A student answered a task wrongly. Reply in exactly this format:
+    DIAGNOSIS: <why the student's answer is wrong, one sentence>
+    STRATEGY: <a short general rule that would have led to the correct answer>"""
+
+    attempt: str = dspy.InputField(desc="the task, the student's answer and the correct answer")
+    reply: str = dspy.OutputField(desc="DIAGNOSIS and STRATEGY lines")

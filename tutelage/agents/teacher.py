@@ -1,0 +1,84 @@
+"""The teacher: diagnoses a failed attempt, given the gold answer, and proposes lessons.
+
+The teacher sees the gold answer of the *train* item it diagnoses (privileged information), never a
+test item. Whatever it replies, the gold-labelled example is written; a reply that does not parse is
+recorded as such on the diagnosis, not raised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import dspy
+
+from tutelage.agents.adapter import PlainChatAdapter
+from tutelage.agents.lm import systemic_error
+from tutelage.agents.signatures import Diagnose
+from tutelage.evals.harness import Attempt
+from tutelage.evals.suites import Task
+from tutelage.memory.lesson import Lesson
+
+__all__ = ["Diagnosis", "Teacher", "lessons_from", "parse_reply"]
+
+_LINE = re.compile(r"^\s*\**(DIAGNOSIS|STRATEGY|STRATEGIES)\**\s*[:\-]\s*(.+?)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The teacher's reading of one failure (journaled, so a resumed round does not re-ask)."""
+
+    task_id: str
+    raw: str
+    parsed: bool
+    diagnosis: str = ""
+    strategies: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def parse_reply(raw: str) -> tuple[bool, str, list[str]]:
+    """Read ``DIAGNOSIS:`` and ``STRATEGY:`` lines; parsed only if a diagnosis line is present."""
+    diagnosis, strategies = "", []
+    for line in raw.splitlines():
+        match = _LINE.match(line)
+        if not match:
+            continue
+        key, value = match.group(1).upper(), match.group(2).strip()
+        if key == "DIAGNOSIS" and not diagnosis:
+            diagnosis = value
+        elif key.startswith("STRATEG") and 8 <= len(value) <= 400:
+            strategies.append(value)
+    return bool(diagnosis), diagnosis, strategies
+
+
+class Teacher(dspy.Module):
+    """One call per failure; a suite may give a format demo (small teachers need one)."""
+
+    def __init__(self, demo: tuple[str, str] | None = None) -> None:
+        super().__init__()
+        self.predict = dspy.Predict(Diagnose)
+        if demo is not None:
+            self.predict.demos = [dspy.Example(attempt=demo[0], reply=demo[1])]
+
+    def forward(self, task: str, student_answer: str, gold_answer: str) -> dspy.Prediction:
+        attempt = f"Task: {task}\nStudent answer: {student_answer or '(no answer)'}\nCorrect answer: {gold_answer}"
+        return self.predict(attempt=attempt)
+
+    def diagnose(self, task: Task, attempt: Attempt, *, lm: dspy.LM) -> Diagnosis:
+        try:
+            with dspy.context(lm=lm, adapter=PlainChatAdapter()):
+                raw = str(self(task=task.input, student_answer=attempt.answer, gold_answer=task.answer).reply)
+        except Exception as exc:
+            if (err := systemic_error(exc, role="teacher")) is not None:
+                raise err from None
+            return Diagnosis(task.id, "", False, error=f"{exc.__class__.__name__}: {str(exc)[:160]}")
+        parsed, diagnosis, strategies = parse_reply(raw)
+        return Diagnosis(task.id, raw, parsed, diagnosis, strategies)
+
+
+def lessons_from(diag: Diagnosis, task: Task, *, round: int, teacher_model: str) -> list[Lesson]:
+    """The gold-labelled example (always) plus any strategies the teacher wrote."""
+    meta = {"round": round, "source_task_id": task.id, "teacher_model": teacher_model, "diagnosis": diag.diagnosis}
+    lessons = [Lesson.make(kind="example", text=task.input, answer=task.answer, **meta)]
+    lessons += [Lesson.make(kind="strategy", text=s, **meta) for s in diag.strategies]
+    return lessons

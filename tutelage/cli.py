@@ -1,0 +1,201 @@
+"""The ``tutelage`` command line: run, resume, eval, memory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tutelage.errors import TutelageError
+
+app = typer.Typer(help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True)
+memory_app = typer.Typer(help="Inspect a run's lesson memory.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+class RichReporter:
+    """Progress bars per phase and a row per finished round."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def phase(self, label: str, total: int) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+        self._task = self.progress.add_task(label, total=total)
+
+    def update(self, done: int, total: int) -> None:
+        if self._task is not None:
+            self.progress.update(self._task, completed=done, total=total)
+
+    def round_done(self, row: dict[str, Any]) -> None:
+        self.progress.console.print(
+            f"[bold]round {row['round']}[/]  train {_pct(row.get('train_accuracy'))}  "
+            f"diagnosed {row.get('diagnosed', 0)}  lessons +{row.get('lessons_added', 0)} = {row['lessons']}  "
+            f"k={row.get('k_examples')}  [bold]dev {_pct(row['dev_accuracy'])}[/]  {row['seconds']:.0f}s"
+        )
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """One clear line and a non-zero exit for every TutelageError; Ctrl-C says how to resume."""
+    try:
+        return fn()
+    except TutelageError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted; continue with `tutelage resume RUN_DIR`")
+        raise typer.Exit(130) from None
+
+
+def _summary(result: Any) -> None:
+    table = Table(title=f"run {result.run_dir}")
+    for col in ("round", "train acc", "diagnosed", "lessons", "k", "dev acc", "seconds"):
+        table.add_column(col, justify="right")
+    for row in result.metrics["rounds"]:
+        table.add_row(
+            str(row["round"]),
+            _pct(row.get("train_accuracy")),
+            str(row.get("diagnosed", 0)),
+            str(row["lessons"]),
+            str(row.get("k_examples")),
+            _pct(row["dev_accuracy"]),
+            f"{row['seconds']:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"held-out test accuracy: [bold]{_pct(result.test_before)}[/] before round 1 -> "
+        f"[bold]{_pct(result.test_after)}[/] after the last round"
+    )
+    console.print(f"metrics: {result.run_dir / 'metrics.json'}   report: {result.run_dir / 'report.md'}")
+
+
+def _env() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+Overrides = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set loop.rounds=2")]
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; none: the embedded quickstart")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Run the self-improvement loop (no CONFIG: Banking77 quickstart on the embedded SmolLM2, 3 rounds)."""
+    _env()
+    from tutelage.config import load_config
+    from tutelage.loop.runner import start_run
+
+    cfg = _guard(lambda: load_config(config, overrides))
+    console.print(
+        f"tutelage run: suite [bold]{cfg.suite.name}[/], {cfg.loop.rounds} rounds, student {cfg.student.model} "
+        f"({cfg.student.provider}), teacher {cfg.teacher.model} ({cfg.teacher.provider})"
+    )
+    with RichReporter() as reporter:
+        result = _guard(lambda: start_run(cfg, reporter=reporter))
+    _summary(result)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="the run directory to continue")]) -> None:
+    """Continue a run that was killed, without redoing finished rounds or duplicating lessons."""
+    _env()
+    from tutelage.loop.runner import resume_run
+
+    with RichReporter() as reporter:
+        result = _guard(lambda: resume_run(run_dir, reporter=reporter))
+    _summary(result)
+
+
+@app.command("eval")
+def eval_(
+    config: Annotated[Path | None, typer.Argument(help="YAML config naming the student and suite")] = None,
+    memory: Annotated[Path | None, typer.Option(help="use this run's memory and latest program")] = None,
+    program: Annotated[Path | None, typer.Option(help="a compiled program JSON (with --memory)")] = None,
+    split: Annotated[str, typer.Option(help="test or dev")] = "test",
+    limit: Annotated[int | None, typer.Option(help="score only the first N items")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Score a student on a suite, with or without a run's memory and program."""
+    _env()
+    from tutelage.evals.runner import evaluate_student
+
+    with RichReporter() as reporter:
+        result = _guard(
+            lambda: evaluate_student(
+                config, overrides, run_dir=memory, program=program, split=split, limit=limit, reporter=reporter
+            )
+        )
+    console.print(
+        f"{result['suite']} {split}: accuracy [bold]{_pct(result['accuracy'])}[/] on {result['n']} items "
+        f"({result['failures']} per-item failures) with {result['student']}"
+    )
+
+
+@memory_app.command("list")
+def memory_list(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    kind: Annotated[str | None, typer.Option(help="strategy or example")] = None,
+) -> None:
+    """List the lessons in a run's memory."""
+    _env()
+    from tutelage.config import load_config
+    from tutelage.loop.rundir import RunPaths
+    from tutelage.loop.runner import open_memory
+
+    def load() -> list[Any]:
+        paths = RunPaths(run_dir)
+        paths.require()
+        return open_memory(paths, load_config(paths.config)).all()
+
+    lessons = [x for x in _guard(load) if kind is None or x.kind == kind]
+    table = Table(title=f"{len(lessons)} lessons in {run_dir}")
+    for col in ("id", "kind", "round", "source", "text", "answer"):
+        table.add_column(col, overflow="fold")
+    for x in lessons:
+        table.add_row(x.id, x.kind, str(x.round), x.source_task_id, x.text[:90], x.answer[:40])
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app(prog_name="tutelage")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

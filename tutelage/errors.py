@@ -1,0 +1,48 @@
+"""The one exception tree of tutelage.
+
+Systemic failures raise; per-task failures (a wrong answer, an unparsable reply) are data on records.
+
+    TutelageError
+    ├── ConfigError        bad or missing config file, unknown key, bad value
+    ├── DataError          a task suite or data file that cannot be read
+    ├── EndpointError      an LLM or embedding endpoint that cannot be reached or answers garbage
+    ├── LocalServerError   the embedded llama.cpp server could not start
+    └── RunDirError        a run directory that is missing, foreign or inconsistent
+
+The CLI turns any of these into one line and a non-zero exit; any other exception is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "EndpointError",
+    "LocalServerError",
+    "RunDirError",
+    "TutelageError",
+]
+
+
+class TutelageError(Exception):
+    """Base class of every error tutelage raises on purpose."""
+
+
+class ConfigError(TutelageError):
+    """The configuration cannot be used as given."""
+
+
+class DataError(TutelageError):
+    """A task suite or data file cannot be loaded."""
+
+
+class EndpointError(TutelageError):
+    """A model or embedding endpoint failed after retries."""
+
+
+class LocalServerError(EndpointError):
+    """The embedded llama.cpp server did not come up."""
+
+
+class RunDirError(TutelageError):
+    """A run directory cannot be used for the requested operation."""

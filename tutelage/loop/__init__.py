@@ -1,0 +1,8 @@
+"""The LangGraph state machine that runs the rounds, and the run directory it writes."""
+
+from tutelage.loop.graph import build_graph
+from tutelage.loop.progress import LogReporter, Reporter
+from tutelage.loop.runner import RunResult, resume_run, start_run
+from tutelage.loop.state import LoopState, RunContext
+
+__all__ = ["LogReporter", "LoopState", "Reporter", "RunContext", "RunResult", "build_graph", "resume_run", "start_run"]

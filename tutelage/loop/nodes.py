@@ -1,0 +1,221 @@
+"""The loop's nodes: each reads the run context, does one thing, returns a partial state.
+
+Every node that calls a model journals its per-item results under the run directory, so a node
+interrupted by a kill redoes only the items it had not finished when the run resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from tutelage.agents.optimize import build_optimizer
+from tutelage.agents.student import StudentProgram, make_solver
+from tutelage.agents.teacher import Diagnosis, Teacher, lessons_from
+from tutelage.evals.harness import accuracy, load_journal, run_tasks
+from tutelage.evals.suites import Task
+from tutelage.loop.rundir import write_metrics
+from tutelage.loop.state import LoopState, RunContext
+
+__all__ = [
+    "attempt",
+    "compile_program",
+    "diagnose",
+    "evaluate_dev",
+    "grade",
+    "next_step",
+    "sample_batch",
+    "test_after",
+    "test_before",
+    "write_lessons",
+]
+
+Node = Callable[[LoopState, Runtime[RunContext]], dict[str, Any]]
+
+
+def _timed(node: Node) -> Node:
+    """Add the node's wall time to the round's seconds."""
+
+    @functools.wraps(node)
+    def wrapper(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        start = time.perf_counter()
+        update = node(state, runtime)
+        update["round_seconds"] = state.get("round_seconds", 0.0) + time.perf_counter() - start
+        return update
+
+    return wrapper
+
+
+def _program(ctx: RunContext, path: str) -> StudentProgram:
+    return StudentProgram.load_json(ctx.paths.root / path, memory=ctx.memory)
+
+
+def _shuffled_train(ctx: RunContext) -> list[Task]:
+    """The train pool in the run's seeded order: batches come from the front, search minibatches from the back."""
+    import random
+
+    pool = list(ctx.suite.train)
+    random.Random(ctx.config.seed).shuffle(pool)
+    return pool
+
+
+def _evaluate(ctx: RunContext, program: StudentProgram, tasks: list[Task], journal: Any, label: str) -> float:
+    ctx.reporter.phase(label, len(tasks))
+    solve = make_solver(program, lm=ctx.student_lm, metric=ctx.suite.metric)
+    attempts = run_tasks(
+        solve, tasks, concurrency=ctx.config.student.concurrency, journal=journal, on_progress=ctx.reporter.update
+    )
+    return accuracy(attempts).accuracy
+
+
+def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Save the starting program (no lessons yet) and score it once on the held-out test split."""
+    ctx = runtime.context
+    mem = ctx.config.memory
+    program = StudentProgram(
+        ctx.suite.instruction, memory=ctx.memory, k_examples=mem.k_examples, k_strategies=mem.k_strategies
+    )
+    path = ctx.paths.program(0)
+    program.save_json(path, round=0, optimizer="initial")
+    score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("before"), "test (before round 1)")
+    return {"round": 0, "rounds": [], "test_before": score, "program_path": str(path.relative_to(ctx.paths.root))}
+
+
+def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The next train batch: a fresh, seeded slice of train items never sampled before."""
+    ctx = runtime.context
+    round_no = state.get("round", 0) + 1
+    size = ctx.config.loop.batch_size
+    pool = _shuffled_train(ctx)[: max(0, len(ctx.suite.train) - ctx.config.loop.search_size)]
+    start = ((round_no - 1) * size) % max(1, len(pool))
+    batch = (pool[start:] + pool[:start])[:size]
+    return {"round": round_no, "batch_ids": [t.id for t in batch], "round_seconds": 0.0}
+
+
+@_timed
+def attempt(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The current student attempts the batch, concurrently and bounded, journaled per item."""
+    ctx, r = runtime.context, state["round"]
+    tasks = [ctx.tasks[i] for i in state["batch_ids"]]
+    ctx.reporter.phase(f"round {r}: student attempts", len(tasks))
+    solve = make_solver(_program(ctx, state["program_path"]), lm=ctx.student_lm, metric=ctx.suite.metric)
+    run_tasks(
+        solve,
+        tasks,
+        concurrency=ctx.config.student.concurrency,
+        journal=ctx.paths.journal(r, "attempts"),
+        on_progress=ctx.reporter.update,
+    )
+    return {}
+
+
+@_timed
+def grade(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Read the graded attempts back; the failures go to the teacher."""
+    ctx, r = runtime.context, state["round"]
+    attempts = load_journal(ctx.paths.journal(r, "attempts"))
+    rows = [attempts[i] for i in state["batch_ids"] if i in attempts]
+    return {
+        "failed_ids": [a.task_id for a in rows if a.score < 1.0],
+        "train_accuracy": accuracy(rows).accuracy,
+    }
+
+
+@_timed
+def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The teacher diagnoses each failure with the gold answer in hand (train items only)."""
+    ctx, r = runtime.context, state["round"]
+    attempts = load_journal(ctx.paths.journal(r, "attempts"))
+    failed = [ctx.tasks[i] for i in state["failed_ids"]]
+    teacher = Teacher(ctx.suite.teacher_demo)
+    ctx.reporter.phase(f"round {r}: teacher diagnoses", len(failed))
+    run_tasks(
+        lambda task: teacher.diagnose(task, attempts[task.id], lm=ctx.teacher_lm),
+        failed,
+        concurrency=ctx.config.teacher.concurrency,
+        journal=ctx.paths.journal(r, "teacher"),
+        record=Diagnosis,
+        on_progress=ctx.reporter.update,
+    )
+    return {}
+
+
+@_timed
+def write_lessons(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Turn diagnoses into lessons; ids come from content, so a rerun adds nothing twice."""
+    ctx, r = runtime.context, state["round"]
+    diagnoses = load_journal(ctx.paths.journal(r, "teacher"), Diagnosis)
+    lessons = []
+    for task_id in state["failed_ids"]:
+        diag = diagnoses.get(task_id) or Diagnosis(task_id, "", False, error="no diagnosis recorded")
+        lessons += lessons_from(diag, ctx.tasks[task_id], round=r, teacher_model=ctx.config.teacher.model)
+    added = ctx.memory.add(lessons)
+    return {"lessons_added": len(added)}
+
+
+@_timed
+def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Run the configured DSPy optimizer; save the program the student uses next round as JSON."""
+    ctx, r = runtime.context, state["round"]
+    loop = ctx.config.loop
+    search = _shuffled_train(ctx)[-loop.search_size :]
+
+    def score(program: StudentProgram, tasks: list[Task], tag: str) -> float:
+        journal = ctx.paths.journal(r, f"compile-{tag}")
+        return _evaluate(ctx, program, tasks, journal, f"round {r}: compile ({tag})")
+
+    optimizer = build_optimizer(
+        loop.optimizer, candidates=loop.search_k, score=score, metric=ctx.suite.metric, lm=ctx.student_lm
+    )
+    compiled = optimizer.compile(_program(ctx, state["program_path"]), trainset=search)
+    path = ctx.paths.program(r)
+    compiled.save_json(path, round=r, optimizer=optimizer.report.optimizer, trials=optimizer.report.trials)
+    return {"program_path": str(path.relative_to(ctx.paths.root)), "k_examples": compiled.k_examples}
+
+
+@_timed
+def evaluate_dev(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Score the compiled program on the fixed dev split and record the round."""
+    ctx, r = runtime.context, state["round"]
+    program = _program(ctx, state["program_path"])
+    dev = _evaluate(ctx, program, ctx.suite.dev, ctx.paths.journal(r, "dev"), f"round {r}: dev evaluation")
+    return {"dev_accuracy": dev}
+
+
+def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Append the round's row to the metrics and write ``metrics.json``."""
+    ctx, r = runtime.context, state["round"]
+    row = {
+        "round": r,
+        "dev_accuracy": state["dev_accuracy"],
+        "lessons": ctx.memory.count(),
+        "seconds": round(state.get("round_seconds", 0.0), 1),
+        "train_accuracy": state.get("train_accuracy"),
+        "diagnosed": len(state.get("failed_ids", [])),
+        "lessons_added": state.get("lessons_added", 0),
+        "k_examples": state.get("k_examples"),
+    }
+    rounds = [*[x for x in state.get("rounds", []) if x["round"] != r], row]
+    stop = "max rounds reached" if r >= ctx.config.loop.rounds else None
+    update: dict[str, Any] = {"rounds": rounds, "stop_reason": stop}
+    write_metrics(ctx.paths, {**state, **update})
+    ctx.reporter.round_done(row)
+    return update
+
+
+def next_step(state: LoopState) -> str:
+    """Decide: another round, or the final test."""
+    return "test_after" if state.get("stop_reason") else "sample_batch"
+
+
+def test_after(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Score the final program once on the held-out test split."""
+    ctx = runtime.context
+    program = _program(ctx, state["program_path"])
+    score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("after"), "test (after last round)")
+    write_metrics(ctx.paths, {**state, "test_after": score})
+    return {"test_after": score}

@@ -1,0 +1,36 @@
+"""How the loop tells the outside world what it is doing: a small Reporter protocol."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+__all__ = ["LogReporter", "Reporter"]
+
+log = logging.getLogger("tutelage")
+
+
+class Reporter(Protocol):
+    def phase(self, label: str, total: int) -> None: ...
+
+    def update(self, done: int, total: int) -> None: ...
+
+    def round_done(self, row: dict[str, Any]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+class LogReporter:
+    """The default for API use: one log line per phase and per round."""
+
+    def phase(self, label: str, total: int) -> None:
+        log.info("%s (%d items)", label, total)
+
+    def update(self, done: int, total: int) -> None:
+        return None
+
+    def round_done(self, row: dict[str, Any]) -> None:
+        log.info("round %s: dev %.1f%%, %s lessons", row["round"], 100 * row["dev_accuracy"], row["lessons"])
+
+    def message(self, text: str) -> None:
+        log.info("%s", text)

@@ -1,0 +1,119 @@
+"""The run directory: where every artifact of a run lives, and the metrics and report written there."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tutelage.config import RunConfig
+from tutelage.errors import RunDirError
+
+__all__ = ["RunPaths", "new_run_dir", "write_metrics", "write_report"]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def memory(self) -> Path:
+        return self.root / "memory"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints.sqlite"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    def program(self, round_no: int) -> Path:
+        return self.root / "programs" / f"round_{round_no}.json"
+
+    def journal(self, round_no: int, name: str) -> Path:
+        return self.root / "rounds" / f"round_{round_no}" / f"{name}.jsonl"
+
+    def test_journal(self, when: str) -> Path:
+        return self.root / "evals" / f"test_{when}.jsonl"
+
+    def write_config(self, cfg: RunConfig) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        versions = {"python": platform.python_version()}
+        for pkg in ("tutelage", "dspy", "langgraph", "chromadb", "litellm", "xllamacpp", "sentence-transformers"):
+            try:
+                versions[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                continue
+        (self.root / "versions.json").write_text(json.dumps(versions, indent=2))
+
+    def require(self) -> None:
+        if not self.config.is_file():
+            raise RunDirError(f"{self.root} is not a tutelage run directory (no config.yaml)")
+
+
+def new_run_dir(cfg: RunConfig) -> RunPaths:
+    """``runs/<name>``, or ``runs/<name>-2``, ``-3``... when that name is taken."""
+    base = Path(cfg.runs_dir)
+    candidate, n = base / cfg.name, 1
+    while candidate.exists():
+        n += 1
+        candidate = base / f"{cfg.name}-{n}"
+    return RunPaths(candidate)
+
+
+def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:
+    """Write ``metrics.json`` from the loop state (atomically); return what was written."""
+    data = {
+        "rounds": state.get("rounds", []),
+        "test_accuracy": {"before": state.get("test_before"), "after": state.get("test_after")},
+        "stop_reason": state.get("stop_reason"),
+    }
+    tmp = paths.metrics.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(paths.metrics)
+    return data
+
+
+def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lessons: int) -> None:
+    """A short Markdown report: the per-round table and the before/after test accuracy."""
+    test = metrics["test_accuracy"]
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    lines = [
+        f"# tutelage run `{paths.root.name}`",
+        "",
+        f"Suite **{cfg.suite.name}**; student `{cfg.student.model}` ({cfg.student.provider}); "
+        f"teacher `{cfg.teacher.model}` ({cfg.teacher.provider}); optimizer `{cfg.loop.optimizer}`.",
+        "",
+        f"**Held-out test accuracy: {pct(test['before'])} before round 1 -> {pct(test['after'])} after the last "
+        f"round.** Lessons in memory: {lessons}.",
+        "",
+        "| round | train acc (attempts) | failures diagnosed | lessons added | lessons total | k examples "
+        "| dev acc | seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in metrics["rounds"]:
+        lines.append(
+            f"| {row['round']} | {pct(row.get('train_accuracy'))} | {row.get('diagnosed', 0)} "
+            f"| {row.get('lessons_added', 0)} | {row['lessons']} | {row.get('k_examples', '-')} "
+            f"| {pct(row['dev_accuracy'])} | {row['seconds']:.0f} |"
+        )
+    lines += ["", f"Stopped: {metrics.get('stop_reason') or 'running'}.", ""]
+    paths.report.write_text("\n".join(lines))

@@ -1,0 +1,111 @@
+"""Run and resume: open the run directory, endpoints, memory and checkpoints, then drive the graph."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from tutelage.agents.lm import build_lm, open_endpoints
+from tutelage.config import RunConfig, load_config
+from tutelage.errors import RunDirError
+from tutelage.evals.suites import load_suite
+from tutelage.loop.graph import build_graph
+from tutelage.loop.progress import LogReporter, Reporter
+from tutelage.loop.rundir import RunPaths, new_run_dir, write_metrics, write_report
+from tutelage.loop.state import RunContext
+from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.embed import Embedder, build_embedder
+
+__all__ = ["RunResult", "open_memory", "resume_run", "start_run"]
+
+THREAD = {"configurable": {"thread_id": "loop"}}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a run lives and what it measured (the content of ``metrics.json``)."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+
+    @property
+    def test_before(self) -> float | None:
+        return self.metrics["test_accuracy"]["before"]  # type: ignore[no-any-return]
+
+    @property
+    def test_after(self) -> float | None:
+        return self.metrics["test_accuracy"]["after"]  # type: ignore[no-any-return]
+
+
+def _quiet_environment() -> None:
+    # Offline by design: no cost-map fetch, no hub lookups, no telemetry.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def open_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = None) -> ChromaLessonStore:
+    return ChromaLessonStore(
+        paths.memory, embedder=embedder or build_embedder(cfg.memory.embedder), collection=cfg.memory.collection
+    )
+
+
+@contextlib.contextmanager
+def _checkpointer(paths: RunPaths) -> Iterator[SqliteSaver]:
+    conn = sqlite3.connect(paths.checkpoints, check_same_thread=False)
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def _drive(paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None) -> RunResult:
+    _quiet_environment()
+    suite = load_suite(cfg.suite)
+    memory = open_memory(paths, cfg, embedder)
+    with open_endpoints(cfg, log_dir=paths.root) as endpoints, _checkpointer(paths) as saver:
+        ctx = RunContext(
+            config=cfg,
+            suite=suite,
+            memory=memory,
+            student_lm=build_lm(cfg.student, endpoints.student),
+            teacher_lm=build_lm(cfg.teacher, endpoints.teacher),
+            paths=paths,
+            reporter=reporter,
+        )
+        graph = build_graph(saver)
+        config = {**THREAD, "recursion_limit": 12 * cfg.loop.rounds + 20}
+        if not fresh and not graph.get_state(config).next:
+            reporter.message(f"{paths.root} has already finished; nothing to resume")
+            state = dict(graph.get_state(config).values)
+        else:
+            state = graph.invoke({} if fresh else None, config=config, context=ctx)
+    metrics = write_metrics(paths, state)
+    write_report(paths, cfg, metrics, lessons=memory.count())
+    return RunResult(paths.root, metrics)
+
+
+def start_run(cfg: RunConfig, *, reporter: Reporter | None = None, embedder: Embedder | None = None) -> RunResult:
+    """Start a new run in a fresh directory under ``cfg.runs_dir``."""
+    paths = new_run_dir(cfg)
+    paths.write_config(cfg)
+    return _drive(paths, cfg, reporter or LogReporter(), fresh=True, embedder=embedder)
+
+
+def resume_run(
+    run_dir: str | Path, *, reporter: Reporter | None = None, embedder: Embedder | None = None
+) -> RunResult:
+    """Continue a run that was killed, from its last checkpoint, without redoing finished rounds."""
+    paths = RunPaths(Path(run_dir))
+    paths.require()
+    if not paths.checkpoints.is_file():
+        raise RunDirError(f"{paths.root} has no checkpoints to resume from")
+    cfg = load_config(paths.config)
+    return _drive(paths, cfg, reporter or LogReporter(), fresh=False, embedder=embedder)

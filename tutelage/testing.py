@@ -1,0 +1,163 @@
+"""Test doubles shipped to users: a scripted OpenAI-compatible server and a deterministic embedder.
+
+Example:
+    >>> from tutelage.testing import ScriptedServer
+    >>> with ScriptedServer(reply=lambda request: "card_arrival") as server:
+    ...     base = server.api_base  # point a RoleConfig(provider="openai", api_base=base) at it
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+__all__ = ["HashEmbedder", "ScriptedServer", "last_demo_answer"]
+
+Reply = Callable[[dict[str, Any]], str]
+
+
+def last_demo_answer(request: dict[str, Any]) -> str:
+    """A reply rule that imitates a retrieval student: repeat the last assistant turn, else 'unknown'."""
+    turns = [m["content"] for m in request.get("messages", []) if m.get("role") == "assistant"]
+    return turns[-1] if turns else "unknown"
+
+
+class ScriptedServer:
+    """An OpenAI-compatible server on 127.0.0.1 whose replies come from a Python function.
+
+    Records every request (``requests``); can answer with errors (``fail_next``) or after a ``delay``.
+    Serves ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/embeddings``.
+    """
+
+    def __init__(self, reply: Reply = last_demo_answer, *, delay: float = 0.0, model: str = "scripted") -> None:
+        self.reply = reply
+        self.delay = delay
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self._failures: list[int] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def api_base(self) -> str:
+        assert self._httpd is not None, "start the server first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def fail_next(self, status: int = 500, times: int = 1) -> None:
+        """Answer the next ``times`` completion requests with HTTP ``status``."""
+        with self._lock:
+            self._failures.extend([status] * times)
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if "messages" in r]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                elif self.path.rstrip("/").endswith("/health"):
+                    self._send(200, {"status": "ok"})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(body)
+                    status = server._failures.pop(0) if server._failures else 200
+                if server.delay:
+                    time.sleep(server.delay)
+                if status != 200:
+                    self._send(status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}})
+                elif self.path.rstrip("/").endswith("/embeddings"):
+                    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    vecs = HashEmbedder().embed(texts)
+                    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)]
+                    self._send(200, {"object": "list", "data": data, "model": body.get("model", server.model)})
+                elif self.path.rstrip("/").endswith("/chat/completions"):
+                    text = server.reply(body)
+                    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+                    self._send(
+                        200,
+                        {
+                            "id": f"chatcmpl-{len(server.requests)}",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": body.get("model", server.model),
+                            "choices": [
+                                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                            ],
+                            "usage": {
+                                "prompt_tokens": prompt_tokens,
+                                "completion_tokens": len(text.split()),
+                                "total_tokens": prompt_tokens + len(text.split()),
+                            },
+                        },
+                    )
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+        return Handler
+
+    def start(self) -> ScriptedServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words hashing embedder: texts sharing words land close together."""
+
+    def __init__(self, dim: int = 128) -> None:
+        self.dim = dim
+        self.model_id = f"hash-{dim}"
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            vec = [0.0] * self.dim
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+                vec[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+            out.append([v / norm for v in vec] if any(vec) else [1.0 / math.sqrt(self.dim)] * self.dim)
+        return out
