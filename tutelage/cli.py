@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -74,7 +75,7 @@ def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except TutelageError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; continue with `tutelage resume RUN_DIR`")
@@ -104,6 +105,10 @@ def _summary(result: Any) -> None:
 
 
 def _env() -> None:
+    # The CLI shows progress itself; library warnings (e.g. a truncated small-model reply) stay in logs.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("dspy", "LiteLLM", "litellm", "httpx", "sentence_transformers", "chromadb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")

@@ -49,6 +49,7 @@ class RoleConfig(_Frozen):
     api_key_env: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(64, ge=1, le=32768)
+    stop: tuple[str, ...] = ()
     timeout: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
     retries: int = Field(2, ge=0, le=10)

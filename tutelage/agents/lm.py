@@ -42,6 +42,7 @@ def resolve_api_key(env_name: str | None) -> str:
 
 def build_lm(role: RoleConfig, api_base: str) -> dspy.LM:
     """A DSPy LM for one role, with generation always bounded by ``max_tokens``."""
+    extra = {"stop": list(role.stop)} if role.stop else {}
     return dspy.LM(
         model=f"openai/{role.model}",
         api_base=api_base,
@@ -51,6 +52,10 @@ def build_lm(role: RoleConfig, api_base: str) -> dspy.LM:
         timeout=role.timeout,
         num_retries=role.retries,
         cache=False,
+        # DSPy may send only `max_completion_tokens`, which llama-cpp-python's server ignores; an
+        # unbounded reply from a small model runs to the end of its context. Send both.
+        extra_body={"max_tokens": role.max_tokens},
+        **extra,
     )
 
 
@@ -98,12 +103,39 @@ def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[E
         yield Endpoints(student=bases["student"], teacher=bases["teacher"])
 
 
-def systemic_error(exc: BaseException, *, role: str) -> EndpointError | None:
-    """The EndpointError an LM exception stands for, or None when it is a per-task failure."""
-    import litellm
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    node: BaseException | None = exc
+    while node is not None and node not in seen:
+        seen.append(node)
+        node = node.__cause__ or node.__context__
+    return seen
 
-    systemic = (litellm.APIConnectionError, litellm.AuthenticationError, litellm.NotFoundError)
-    if isinstance(exc, systemic):
-        first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
-        return EndpointError(f"{role} endpoint failed after retries: {first}")
+
+def systemic_error(exc: BaseException, *, role: str) -> EndpointError | None:
+    """The EndpointError an LM exception stands for, or None when it is a per-task failure.
+
+    Unreachable endpoints, rejected keys and unknown models are systemic (every task would fail the
+    same way); a bad request, a timeout or a server error on one item is that item's failure.
+    """
+    import litellm
+    import openai
+    from dspy.utils import exceptions as dx
+
+    systemic = (
+        dx.LMAuthError,
+        dx.LMTransportError,
+        dx.LMUnsupportedModelError,
+        dx.LMConfigurationError,
+        litellm.APIConnectionError,
+        litellm.AuthenticationError,
+        litellm.NotFoundError,
+        openai.APIConnectionError,
+        openai.AuthenticationError,
+        httpx.ConnectError,
+    )
+    for err in _chain(exc):
+        if isinstance(err, systemic) or "connection error" in str(err).lower():
+            detail = str(err).splitlines()[0][:160] if str(err) else err.__class__.__name__
+            return EndpointError(f"{role} endpoint failed after retries: {detail}")
     return None

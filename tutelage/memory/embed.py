@@ -50,7 +50,10 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
 
+                hf_logging.disable_progress_bar()
+                hf_logging.set_verbosity_error()
                 self._model = SentenceTransformer(str(self.path), device="cpu")
             return self._model
 

@@ -1,0 +1,50 @@
+"""The real thing: the embedded SmolLM2 server, the packaged MiniLM embedder, a two-round loop."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+import tutelage
+from tutelage.agents import LocalServer
+from tutelage.config import load_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_local_server_answers_bounded_and_is_gone_after_exit() -> None:
+    with LocalServer(parallel=1) as server:
+        reply = httpx.post(
+            f"{server.api_base}/chat/completions",
+            json={"messages": [{"role": "user", "content": "Write a long story."}], "max_tokens": 8},
+            timeout=60,
+        ).json()
+        assert reply["usage"]["completion_tokens"] <= 8
+        proc = server._proc
+        assert proc is not None
+    assert proc.poll() is not None
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.api_base}/models", timeout=2)
+
+
+def test_two_round_loop_on_the_embedded_model_improves_held_out_accuracy(tmp_path: Path) -> None:
+    cfg = load_config(
+        None,
+        [
+            f"runs_dir={tmp_path}",
+            "loop.rounds=2",
+            "loop.batch_size=24",
+            "loop.search_size=8",
+            "loop.search_k=[2, 4]",
+            "suite.dev_size=10",
+            "suite.test_size=20",
+        ],
+    )
+    result = tutelage.run(cfg)
+    rounds = result.metrics["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert rounds[-1]["lessons"] > rounds[0]["lessons"] > 0
+    assert result.test_before is not None and result.test_after is not None
+    assert result.test_after > result.test_before
+    with tutelage.Student.load(result.run_dir) as student:
+        assert isinstance(student("I still have not received my new card"), str)

@@ -1,0 +1,119 @@
+"""The whole loop against scripted endpoints: metrics, leakage, checkpoints and resume."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tutelage
+from tutelage.loop import LogReporter
+from tutelage.loop.runner import open_memory
+from tutelage.loop.rundir import RunPaths
+from tutelage.testing import HashEmbedder, ScriptedServer
+
+from .conftest import scripted_config
+
+
+class KillAt(LogReporter):
+    """Simulates Ctrl-C/kill at the start of a named phase."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def phase(self, label: str, total: int) -> None:
+        if label.startswith(self.label):
+            raise KeyboardInterrupt
+
+
+def _lessons(run_dir: Path) -> list[str]:
+    paths = RunPaths(run_dir)
+    return sorted(x.id for x in open_memory(paths, tutelage.load_config(paths.config), HashEmbedder()).all())
+
+
+def test_two_round_loop_writes_metrics_programs_and_report(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base)
+    result = tutelage.run(cfg, embedder=HashEmbedder())
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["rounds"]] == [1, 2]
+    assert set(metrics["rounds"][0]) >= {"round", "dev_accuracy", "lessons", "seconds"}
+    assert metrics["test_accuracy"]["before"] == 0.0  # no lessons yet: the scripted student says "unknown"
+    assert metrics["test_accuracy"]["after"] > 0.0  # retrieved gold examples now answer some test items
+    assert metrics["rounds"][1]["lessons"] >= metrics["rounds"][0]["lessons"] > 0
+    for name in ("config.yaml", "versions.json", "report.md", "checkpoints.sqlite", "programs/round_2.json"):
+        assert (result.run_dir / name).exists(), name
+    assert "Held-out test accuracy" in (result.run_dir / "report.md").read_text()
+
+
+def test_teacher_never_sees_a_test_item(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base)
+    tutelage.run(cfg, embedder=HashEmbedder())
+    suite = tutelage.evals.load_suite(cfg.suite)
+    sent = json.dumps(teacher_server.requests)
+    assert teacher_server.chat_requests()
+    assert not [t.input for t in suite.test if json.dumps(t.input)[1:-1] in sent]
+
+
+def test_killed_run_resumes_to_the_same_lessons_without_redoing_round_one(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    straight = tutelage.run(scripted_config(tmp_path / "a", student_server.api_base, teacher_server.api_base),
+                            embedder=HashEmbedder())
+    cfg = scripted_config(tmp_path / "b", student_server.api_base, teacher_server.api_base)
+    with pytest.raises(KeyboardInterrupt):
+        tutelage.run(cfg, reporter=KillAt("round 2: teacher"), embedder=HashEmbedder())
+    run_dir = tmp_path / "b" / "runs" / "scripted"
+    calls_before_resume = len(student_server.chat_requests())
+    resumed = tutelage.resume(run_dir, embedder=HashEmbedder())
+    resumed_calls = student_server.chat_requests()[calls_before_resume:]
+    assert _lessons(resumed.run_dir) == _lessons(straight.run_dir)
+    assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]
+    assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]
+    # Round 1 and round 2's attempts were journaled: the resumed run only compiles, evaluates and tests.
+    cfg_loop = cfg.loop
+    assert len(resumed_calls) <= len(cfg_loop.search_k) * cfg_loop.search_size + cfg.suite.dev_size + 40
+
+
+def test_resume_of_a_finished_run_changes_nothing(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    result = tutelage.run(scripted_config(tmp_path, student_server.api_base, teacher_server.api_base),
+                          embedder=HashEmbedder())
+    calls = len(student_server.requests)
+    again = tutelage.resume(result.run_dir, embedder=HashEmbedder())
+    assert again.metrics == result.metrics and len(student_server.requests) == calls
+
+
+def test_student_load_answers_with_the_runs_program_and_memory(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    result = tutelage.run(scripted_config(tmp_path, student_server.api_base, teacher_server.api_base),
+                          embedder=HashEmbedder())
+    lesson = open_memory(RunPaths(result.run_dir), tutelage.load_config(result.run_dir / "config.yaml"),
+                         HashEmbedder()).all()[0]
+    with tutelage.Student.load(result.run_dir, embedder=HashEmbedder()) as student:
+        out: dict[str, Any] = student.predict(lesson.text, gold=lesson.answer)
+        assert student(lesson.text) == lesson.answer
+    assert out["score"] == 1.0 and lesson.id in out["lesson_ids"]
+
+
+@pytest.mark.parametrize("optimizer", ["bootstrap", "none"])
+def test_other_optimizers_compile_a_reloadable_program(tmp_path: Path, optimizer: str) -> None:
+    suite_cfg = scripted_config(tmp_path, "http://x", "http://x").suite
+    gold = {t.input: t.answer for t in tutelage.evals.load_suite(suite_cfg).by_id().values()}
+
+    def oracle(request: dict[str, Any]) -> str:  # a student that is always right
+        return gold.get(request["messages"][-1]["content"], "unknown")
+
+    with ScriptedServer(oracle) as student, ScriptedServer(lambda r: "DIAGNOSIS: d") as teacher:
+        cfg = scripted_config(tmp_path, student.api_base, teacher.api_base, f"loop.optimizer={optimizer}",
+                              "loop.rounds=1")
+        result = tutelage.run(cfg, embedder=HashEmbedder())
+    program = json.loads((result.run_dir / "programs" / "round_1.json").read_text())
+    assert program["meta"]["optimizer"] == optimizer
+    assert len(program["predict"]["demos"]) == (2 if optimizer == "bootstrap" else 0)
+    assert result.metrics["rounds"][0]["dev_accuracy"] == 1.0
