@@ -24,7 +24,7 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/tutelage run
 
-test: install
+test: install lint typecheck
 	$(PY) -m pytest
 
 test-fast: install

@@ -17,7 +17,9 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from tutelage.config import RunConfig, load_config  # noqa: E402
 from tutelage.testing import HashEmbedder, ScriptedServer, last_demo_answer  # noqa: E402
 
-TEACHER_REPLY = "DIAGNOSIS: The student copied a similar example.\nSTRATEGY: Look at the action the customer asks for."
+TEACHER_REPLY = (
+    "DIAGNOSIS: The student copied a similar example.\nSTRATEGY: Look at the action the customer asks for."
+)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,15 @@ from pathlib import Path
 import dspy
 import pytest
 
-from tutelage.agents import PlainChatAdapter, StudentProgram, Teacher, build_lm, lessons_from, make_solver, parse_reply
+from tutelage.agents import (
+    PlainChatAdapter,
+    StudentProgram,
+    Teacher,
+    build_lm,
+    lessons_from,
+    make_solver,
+    parse_reply,
+)
 from tutelage.agents.signatures import Solve
 from tutelage.config import RoleConfig
 from tutelage.errors import EndpointError
@@ -32,8 +40,12 @@ def _store(tmp_path: Path) -> ChromaLessonStore:
     store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
     store.add(
         [
-            Lesson.make(kind="example", text=t, answer=a, round=1, source_task_id=f"train-{i}", teacher_model="t")
-            for i, (t, a) in enumerate([("my card has not arrived", "card_arrival"), ("change my pin", "change_pin")])
+            Lesson.make(
+                kind="example", text=t, answer=a, round=1, source_task_id=f"train-{i}", teacher_model="t"
+            )
+            for i, (t, a) in enumerate(
+                [("my card has not arrived", "card_arrival"), ("change my pin", "change_pin")]
+            )
         ]
     )
     return store
@@ -41,9 +53,13 @@ def _store(tmp_path: Path) -> ChromaLessonStore:
 
 def test_student_sends_retrieved_lessons_as_chat_turns_with_bounded_generation(tmp_path: Path) -> None:
     with ScriptedServer() as server:
-        lm = build_lm(RoleConfig(provider="openai", model="s", api_base=server.api_base, max_tokens=17), server.api_base)
+        lm = build_lm(
+            RoleConfig(provider="openai", model="s", api_base=server.api_base, max_tokens=17), server.api_base
+        )
         program = StudentProgram("Classify.", memory=_store(tmp_path), k_examples=2)
-        attempt = make_solver(program, lm=lm, metric=label_match)(Task("t1", "my card never arrived", "card_arrival"))
+        attempt = make_solver(program, lm=lm, metric=label_match)(
+            Task("t1", "my card never arrived", "card_arrival")
+        )
         request = server.chat_requests()[0]
     assert attempt.score == 1.0 and attempt.answer == "card_arrival" and len(attempt.lesson_ids) == 2
     assert request["max_tokens"] == 17
@@ -54,7 +70,9 @@ def test_student_sends_retrieved_lessons_as_chat_turns_with_bounded_generation(t
 
 def test_malformed_reply_is_a_recorded_failure_and_refused_connection_is_systemic(tmp_path: Path) -> None:
     with ScriptedServer(lambda req: "   ") as server:
-        lm = build_lm(RoleConfig(provider="openai", model="s", api_base=server.api_base, retries=0), server.api_base)
+        lm = build_lm(
+            RoleConfig(provider="openai", model="s", api_base=server.api_base, retries=0), server.api_base
+        )
         attempt = make_solver(StudentProgram("Classify."), lm=lm, metric=label_match)(Task("t", "x", "y"))
     assert attempt.score == 0.0 and attempt.error and "unparsable" in attempt.error
     dead = "http://127.0.0.1:9/v1"

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import tutelage
 from tutelage.cli import app
-from tutelage.testing import HashEmbedder, ScriptedServer
+from tutelage.testing import ScriptedServer
 
 from .conftest import scripted_config
 
@@ -55,7 +55,10 @@ def test_resume_of_a_directory_that_is_not_a_run_fails_cleanly(tmp_path: Path) -
 
 
 def test_memory_list_and_eval_read_a_finished_run(tmp_path: Path) -> None:
-    with ScriptedServer() as student, ScriptedServer(lambda r: "DIAGNOSIS: d\nSTRATEGY: look closer") as teacher:
+    with (
+        ScriptedServer() as student,
+        ScriptedServer(lambda r: "DIAGNOSIS: d\nSTRATEGY: look closer") as teacher,
+    ):
         cfg = scripted_config(
             tmp_path,
             student.api_base,

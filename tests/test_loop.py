@@ -8,8 +8,8 @@ import pytest
 
 import tutelage
 from tutelage.loop import LogReporter
-from tutelage.loop.runner import open_memory
 from tutelage.loop.rundir import RunPaths
+from tutelage.loop.runner import open_memory
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 from .conftest import scripted_config
@@ -61,8 +61,10 @@ def test_teacher_never_sees_a_test_item(
 def test_killed_run_resumes_to_the_same_lessons_without_redoing_round_one(
     tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
 ) -> None:
-    straight = tutelage.run(scripted_config(tmp_path / "a", student_server.api_base, teacher_server.api_base),
-                            embedder=HashEmbedder())
+    straight = tutelage.run(
+        scripted_config(tmp_path / "a", student_server.api_base, teacher_server.api_base),
+        embedder=HashEmbedder(),
+    )
     cfg = scripted_config(tmp_path / "b", student_server.api_base, teacher_server.api_base)
     with pytest.raises(KeyboardInterrupt):
         tutelage.run(cfg, reporter=KillAt("round 2: teacher"), embedder=HashEmbedder())
@@ -81,8 +83,9 @@ def test_killed_run_resumes_to_the_same_lessons_without_redoing_round_one(
 def test_resume_of_a_finished_run_changes_nothing(
     tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
 ) -> None:
-    result = tutelage.run(scripted_config(tmp_path, student_server.api_base, teacher_server.api_base),
-                          embedder=HashEmbedder())
+    result = tutelage.run(
+        scripted_config(tmp_path, student_server.api_base, teacher_server.api_base), embedder=HashEmbedder()
+    )
     calls = len(student_server.requests)
     again = tutelage.resume(result.run_dir, embedder=HashEmbedder())
     assert again.metrics == result.metrics and len(student_server.requests) == calls
@@ -91,10 +94,12 @@ def test_resume_of_a_finished_run_changes_nothing(
 def test_student_load_answers_with_the_runs_program_and_memory(
     tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
 ) -> None:
-    result = tutelage.run(scripted_config(tmp_path, student_server.api_base, teacher_server.api_base),
-                          embedder=HashEmbedder())
-    lesson = open_memory(RunPaths(result.run_dir), tutelage.load_config(result.run_dir / "config.yaml"),
-                         HashEmbedder()).all()[0]
+    result = tutelage.run(
+        scripted_config(tmp_path, student_server.api_base, teacher_server.api_base), embedder=HashEmbedder()
+    )
+    lesson = open_memory(
+        RunPaths(result.run_dir), tutelage.load_config(result.run_dir / "config.yaml"), HashEmbedder()
+    ).all()[0]
     with tutelage.Student.load(result.run_dir, embedder=HashEmbedder()) as student:
         out: dict[str, Any] = student.predict(lesson.text, gold=lesson.answer)
         assert student(lesson.text) == lesson.answer
@@ -110,8 +115,9 @@ def test_other_optimizers_compile_a_reloadable_program(tmp_path: Path, optimizer
         return gold.get(request["messages"][-1]["content"], "unknown")
 
     with ScriptedServer(oracle) as student, ScriptedServer(lambda r: "DIAGNOSIS: d") as teacher:
-        cfg = scripted_config(tmp_path, student.api_base, teacher.api_base, f"loop.optimizer={optimizer}",
-                              "loop.rounds=1")
+        cfg = scripted_config(
+            tmp_path, student.api_base, teacher.api_base, f"loop.optimizer={optimizer}", "loop.rounds=1"
+        )
         result = tutelage.run(cfg, embedder=HashEmbedder())
     program = json.loads((result.run_dir / "programs" / "round_1.json").read_text())
     assert program["meta"]["optimizer"] == optimizer

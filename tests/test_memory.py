@@ -28,7 +28,9 @@ def test_search_is_kind_aware_and_nearest_first(tmp_path: Path) -> None:
         [
             _example("my card has not arrived yet", "card_arrival"),
             _example("how do I change my pin", "change_pin"),
-            Lesson.make(kind="strategy", text="look at the action", round=1, source_task_id="x", teacher_model="t"),
+            Lesson.make(
+                kind="strategy", text="look at the action", round=1, source_task_id="x", teacher_model="t"
+            ),
         ]
     )
     hits = store.search("when will my card arrive", kind="example", k=2)
@@ -48,7 +50,9 @@ def test_openai_embedder_over_http_feeds_the_store(tmp_path: Path) -> None:
     with ScriptedServer() as server:
         embedder = OpenAIEmbedder(api_base=server.api_base, model="emb")
         store = ChromaLessonStore(tmp_path / "m", embedder=embedder)
-        store.add([_example("my card has not arrived yet", "card_arrival"), _example("change pin", "change_pin")])
+        store.add(
+            [_example("my card has not arrived yet", "card_arrival"), _example("change pin", "change_pin")]
+        )
         assert store.search("card arrived", kind="example", k=1)[0].answer == "card_arrival"
         assert any(r.get("model") == "emb" for r in server.requests)
 

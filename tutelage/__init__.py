@@ -10,4 +10,13 @@ from tutelage.errors import TutelageError
 
 __version__ = "0.1.0"
 
-__all__ = ["RunConfig", "RunResult", "Student", "TutelageError", "__version__", "load_config", "resume", "run"]
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "Student",
+    "TutelageError",
+    "__version__",
+    "load_config",
+    "resume",
+    "run",
+]

@@ -42,16 +42,16 @@ def run(
     return start_run(cfg, reporter=reporter, embedder=embedder)
 
 
-def resume(run_dir: str | Path, *, reporter: Reporter | None = None, embedder: Embedder | None = None) -> RunResult:
+def resume(
+    run_dir: str | Path, *, reporter: Reporter | None = None, embedder: Embedder | None = None
+) -> RunResult:
     """Continue a killed run from its last checkpoint."""
     return resume_run(run_dir, reporter=reporter, embedder=embedder)
 
 
 def latest_program(paths: RunPaths) -> Path:
     """The program the run would use next: the highest-numbered round's JSON."""
-    programs = sorted(
-        (paths.root / "programs").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1])
-    )
+    programs = sorted((paths.root / "programs").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     if not programs:
         raise RunDirError(f"{paths.root} has no compiled program yet")
     return programs[-1]
@@ -64,7 +64,9 @@ class Student:
     ``close()`` or a ``with`` block.
     """
 
-    def __init__(self, program: StudentProgram, lm: dspy.LM, stack: contextlib.ExitStack, metric: Any) -> None:
+    def __init__(
+        self, program: StudentProgram, lm: dspy.LM, stack: contextlib.ExitStack, metric: Any
+    ) -> None:
         self.program = program
         self._lm = lm
         self._stack = stack
@@ -79,12 +81,14 @@ class Student:
         program: str | Path | None = None,
         embedder: Embedder | None = None,
     ) -> Student:
-        """Load ``run_dir``'s latest program (or ``program``) and memory; ``lm`` overrides the run's student."""
+        """Load ``run_dir``'s latest program (or ``program``) and memory; ``lm`` replaces its student LM."""
         paths = RunPaths(Path(run_dir))
         paths.require()
         cfg = load_config(paths.config)
         memory = open_memory(paths, cfg, embedder)
-        compiled = StudentProgram.load_json(Path(program) if program else latest_program(paths), memory=memory)
+        compiled = StudentProgram.load_json(
+            Path(program) if program else latest_program(paths), memory=memory
+        )
         stack = contextlib.ExitStack()
         if lm is None:
             endpoints = stack.enter_context(open_endpoints(cfg.model_copy(update={"teacher": cfg.student})))
@@ -94,7 +98,12 @@ class Student:
     def predict(self, text: str, *, gold: str = "") -> dict[str, Any]:
         """Answer ``text``; the result names the lessons the student was shown (and a score if ``gold``)."""
         attempt = self._solve(Task(id="adhoc", input=text, answer=gold))
-        return {"answer": attempt.answer, "lesson_ids": attempt.lesson_ids, "score": attempt.score, "error": attempt.error}
+        return {
+            "answer": attempt.answer,
+            "lesson_ids": attempt.lesson_ids,
+            "score": attempt.score,
+            "error": attempt.error,
+        }
 
     def __call__(self, text: str) -> str:
         return str(self.predict(text)["answer"])

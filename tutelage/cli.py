@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,7 +15,9 @@ from rich.table import Table
 
 from tutelage.errors import TutelageError
 
-app = typer.Typer(help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True)
+app = typer.Typer(
+    help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True
+)
 memory_app = typer.Typer(help="Inspect a run's lesson memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 console = Console()
@@ -62,7 +63,8 @@ class RichReporter:
     def round_done(self, row: dict[str, Any]) -> None:
         self.progress.console.print(
             f"[bold]round {row['round']}[/]  train {_pct(row.get('train_accuracy'))}  "
-            f"diagnosed {row.get('diagnosed', 0)}  lessons +{row.get('lessons_added', 0)} = {row['lessons']}  "
+            f"diagnosed {row.get('diagnosed', 0)}  "
+            f"lessons +{row.get('lessons_added', 0)} = {row['lessons']}  "
             f"k={row.get('k_examples')}  [bold]dev {_pct(row['dev_accuracy'])}[/]  {row['seconds']:.0f}s"
         )
 
@@ -114,7 +116,9 @@ def _env() -> None:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
-Overrides = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set loop.rounds=2")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="override a config key: --set loop.rounds=2")
+]
 
 
 @app.command()
@@ -129,7 +133,8 @@ def run(
 
     cfg = _guard(lambda: load_config(config, overrides))
     console.print(
-        f"tutelage run: suite [bold]{cfg.suite.name}[/], {cfg.loop.rounds} rounds, student {cfg.student.model} "
+        f"tutelage run: suite [bold]{cfg.suite.name}[/], {cfg.loop.rounds} rounds, "
+        f"student {cfg.student.model} "
         f"({cfg.student.provider}), teacher {cfg.teacher.model} ({cfg.teacher.provider})"
     )
     with RichReporter() as reporter:
@@ -164,7 +169,13 @@ def eval_(
     with RichReporter() as reporter:
         result = _guard(
             lambda: evaluate_student(
-                config, overrides, run_dir=memory, program=program, split=split, limit=limit, reporter=reporter
+                config,
+                overrides,
+                run_dir=memory,
+                program=program,
+                split=split,
+                limit=limit,
+                reporter=reporter,
             )
         )
     console.print(
@@ -203,4 +214,4 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -84,6 +84,7 @@ class SuiteConfig(_Frozen):
     dev_size: int = Field(40, ge=1)
     test_size: int | None = Field(100, ge=1)
     show_labels: bool = True
+    snap_to_labels: bool = True
 
 
 class LoopConfig(_Frozen):

@@ -37,7 +37,9 @@ class ScriptedServer:
     Serves ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/embeddings``.
     """
 
-    def __init__(self, reply: Reply = last_demo_answer, *, delay: float = 0.0, model: str = "scripted") -> None:
+    def __init__(
+        self, reply: Reply = last_demo_answer, *, delay: float = 0.0, model: str = "scripted"
+    ) -> None:
         self.reply = reply
         self.delay = delay
         self.model = model
@@ -92,15 +94,21 @@ class ScriptedServer:
                 if server.delay:
                     time.sleep(server.delay)
                 if status != 200:
-                    self._send(status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}})
+                    self._send(
+                        status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}
+                    )
                 elif self.path.rstrip("/").endswith("/embeddings"):
                     texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
                     vecs = HashEmbedder().embed(texts)
                     data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)]
-                    self._send(200, {"object": "list", "data": data, "model": body.get("model", server.model)})
+                    self._send(
+                        200, {"object": "list", "data": data, "model": body.get("model", server.model)}
+                    )
                 elif self.path.rstrip("/").endswith("/chat/completions"):
                     text = server.reply(body)
-                    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+                    prompt_tokens = sum(
+                        len(str(m.get("content", "")).split()) for m in body.get("messages", [])
+                    )
                     self._send(
                         200,
                         {
@@ -109,7 +117,11 @@ class ScriptedServer:
                             "created": int(time.time()),
                             "model": body.get("model", server.model),
                             "choices": [
-                                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop",
+                                }
                             ],
                             "usage": {
                                 "prompt_tokens": prompt_tokens,

@@ -91,7 +91,9 @@ def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[E
         local_base: str | None = None
         if any(r.provider == "local" for r in roles.values()):
             parallel = max(r.concurrency for r in roles.values() if r.provider == "local")
-            server = LocalServer(parallel=parallel, log_path=log_dir / "llama-server.log" if log_dir else None)
+            server = LocalServer(
+                parallel=parallel, log_path=log_dir / "llama-server.log" if log_dir else None
+            )
             stack.enter_context(server)
             local_base = server.api_base
         bases = {}
@@ -118,18 +120,18 @@ def systemic_error(exc: BaseException, *, role: str) -> EndpointError | None:
     Unreachable endpoints, rejected keys and unknown models are systemic (every task would fail the
     same way); a bad request, a timeout or a server error on one item is that item's failure.
     """
-    import litellm
     import openai
     from dspy.utils import exceptions as dx
+    from litellm import exceptions as lx
 
     systemic = (
         dx.LMAuthError,
         dx.LMTransportError,
         dx.LMUnsupportedModelError,
         dx.LMConfigurationError,
-        litellm.APIConnectionError,
-        litellm.AuthenticationError,
-        litellm.NotFoundError,
+        lx.APIConnectionError,
+        lx.AuthenticationError,
+        lx.NotFoundError,
         openai.APIConnectionError,
         openai.AuthenticationError,
         httpx.ConnectError,

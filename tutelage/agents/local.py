@@ -91,7 +91,9 @@ class LocalServer:
         ]
         sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self._proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         finally:
             if self.log_path:
                 sink.close()  # type: ignore[union-attr]
@@ -106,7 +108,9 @@ class LocalServer:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 where = f" (see {self.log_path})" if self.log_path else ""
-                raise LocalServerError(f"the embedded llama.cpp server exited with code {self._proc.returncode}{where}")
+                raise LocalServerError(
+                    f"the embedded llama.cpp server exited with code {self._proc.returncode}{where}"
+                )
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
                     return
@@ -114,7 +118,9 @@ class LocalServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise LocalServerError(f"the embedded llama.cpp server did not answer within {self.start_timeout:.0f}s")
+        raise LocalServerError(
+            f"the embedded llama.cpp server did not answer within {self.start_timeout:.0f}s"
+        )
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

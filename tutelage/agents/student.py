@@ -18,7 +18,7 @@ from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.lm import systemic_error
 from tutelage.agents.signatures import Solve
 from tutelage.evals.harness import Attempt, Solver
-from tutelage.evals.metrics import Metric
+from tutelage.evals.metrics import Metric, closest_choice
 from tutelage.evals.suites import Task
 from tutelage.memory.chroma import ChromaLessonStore
 
@@ -26,7 +26,10 @@ __all__ = ["StudentProgram", "make_solver"]
 
 
 class StudentProgram(dspy.Module):
-    """Retrieve ``k_examples`` example lessons and ``k_strategies`` strategies, then answer."""
+    """Retrieve ``k_examples`` example lessons and ``k_strategies`` strategies, then answer.
+
+    With ``choices`` (a closed label set) the reply is read as the choice it names or most resembles.
+    """
 
     def __init__(
         self,
@@ -35,9 +38,11 @@ class StudentProgram(dspy.Module):
         memory: ChromaLessonStore | None = None,
         k_examples: int = 4,
         k_strategies: int = 0,
+        choices: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.instructions = instructions
+        self.choices = list(choices or [])
         self.predict = dspy.Predict(Solve.with_instructions(instructions))
         self.memory = memory
         self.k_examples = k_examples
@@ -50,9 +55,14 @@ class StudentProgram(dspy.Module):
             strategies = self.memory.search(task, kind="strategy", k=self.k_strategies)
         demos = [*self.predict.demos, *({"task": x.text, "answer": x.answer} for x in reversed(examples))]
         out = self.predict(task=task, strategies="\n".join(f"- {s.text}" for s in strategies), demos=demos)
-        return dspy.Prediction(answer=out.answer, lesson_ids=[x.id for x in [*examples, *strategies]])
+        answer = closest_choice(out.answer, self.choices) if self.choices else out.answer
+        return dspy.Prediction(
+            answer=answer, raw=out.answer, lesson_ids=[x.id for x in [*examples, *strategies]]
+        )
 
-    def with_policy(self, *, k_examples: int | None = None, k_strategies: int | None = None) -> StudentProgram:
+    def with_policy(
+        self, *, k_examples: int | None = None, k_strategies: int | None = None
+    ) -> StudentProgram:
         """A copy that shares the memory and differs only in retrieval depth."""
         copy = self.deepcopy()
         copy.k_examples = self.k_examples if k_examples is None else k_examples
@@ -61,7 +71,11 @@ class StudentProgram(dspy.Module):
 
     def deepcopy(self) -> StudentProgram:  # the memory store is shared, never copied
         copy = StudentProgram(
-            self.instructions, memory=self.memory, k_examples=self.k_examples, k_strategies=self.k_strategies
+            self.instructions,
+            memory=self.memory,
+            k_examples=self.k_examples,
+            k_strategies=self.k_strategies,
+            choices=self.choices,
         )
         copy.predict = self.predict.deepcopy()
         return copy
@@ -77,6 +91,7 @@ class StudentProgram(dspy.Module):
             "instructions": self.instructions,
             "k_examples": self.k_examples,
             "k_strategies": self.k_strategies,
+            "choices": self.choices,
             "predict": self.predict.dump_state(),
         }
 
@@ -90,7 +105,11 @@ class StudentProgram(dspy.Module):
     def load_json(cls, path: Path, *, memory: ChromaLessonStore | None) -> StudentProgram:
         data = json.loads(Path(path).read_text())
         program = cls(
-            data["instructions"], memory=memory, k_examples=data["k_examples"], k_strategies=data["k_strategies"]
+            data["instructions"],
+            memory=memory,
+            k_examples=data["k_examples"],
+            k_strategies=data["k_strategies"],
+            choices=data.get("choices"),
         )
         program.predict.load_state(data["predict"])
         return program
@@ -110,7 +129,13 @@ def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric) -> Solv
             if (err := systemic_error(exc, role="student")) is not None:
                 raise err from None
             return Attempt(task.id, "", 0.0, error=f"{exc.__class__.__name__}: {str(exc)[:160]}")
-        answer = str(pred.answer)
-        return Attempt(task.id, answer, metric(answer, task.answer), list(pred.lesson_ids))
+        answer, raw = str(pred.answer), str(pred.raw)
+        return Attempt(
+            task.id,
+            answer,
+            metric(answer, task.answer),
+            list(pred.lesson_ids),
+            raw=raw if raw != answer else None,
+        )
 
     return solve

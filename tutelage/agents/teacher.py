@@ -17,7 +17,7 @@ from tutelage.agents.lm import systemic_error
 from tutelage.agents.signatures import Diagnose
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
-from tutelage.memory.lesson import Lesson
+from tutelage.memory.lesson import Lesson, LessonKind
 
 __all__ = ["Diagnosis", "Teacher", "lessons_from", "parse_reply"]
 
@@ -61,7 +61,9 @@ class Teacher(dspy.Module):
             self.predict.demos = [dspy.Example(attempt=demo[0], reply=demo[1])]
 
     def forward(self, task: str, student_answer: str, gold_answer: str) -> dspy.Prediction:
-        attempt = f"Task: {task}\nStudent answer: {student_answer or '(no answer)'}\nCorrect answer: {gold_answer}"
+        attempt = (
+            f"Task: {task}\nStudent answer: {student_answer or '(no answer)'}\nCorrect answer: {gold_answer}"
+        )
         return self.predict(attempt=attempt)
 
     def diagnose(self, task: Task, attempt: Attempt, *, lm: dspy.LM) -> Diagnosis:
@@ -78,7 +80,16 @@ class Teacher(dspy.Module):
 
 def lessons_from(diag: Diagnosis, task: Task, *, round: int, teacher_model: str) -> list[Lesson]:
     """The gold-labelled example (always) plus any strategies the teacher wrote."""
-    meta = {"round": round, "source_task_id": task.id, "teacher_model": teacher_model, "diagnosis": diag.diagnosis}
-    lessons = [Lesson.make(kind="example", text=task.input, answer=task.answer, **meta)]
-    lessons += [Lesson.make(kind="strategy", text=s, **meta) for s in diag.strategies]
-    return lessons
+
+    def make(kind: LessonKind, text: str, answer: str = "") -> Lesson:
+        return Lesson.make(
+            kind=kind,
+            text=text,
+            answer=answer,
+            round=round,
+            source_task_id=task.id,
+            teacher_model=teacher_model,
+            diagnosis=diag.diagnosis,
+        )
+
+    return [make("example", task.input, task.answer), *(make("strategy", s) for s in diag.strategies)]

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from tutelage.evals.metrics import Metric
 from tutelage.evals.suites import Task
 
 __all__ = ["Attempt", "EvalResult", "Solver", "accuracy", "load_journal", "run_tasks"]
@@ -29,6 +28,7 @@ class Attempt:
     score: float
     lesson_ids: list[str] = field(default_factory=list)
     error: str | None = None
+    raw: str | None = None  # the model's own reply, when it differs from the answer read from it
 
 
 Solver = Callable[[Task], Attempt]

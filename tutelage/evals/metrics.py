@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 
-__all__ = ["Metric", "label_match", "normalize_label"]
+__all__ = ["Metric", "closest_choice", "label_match", "normalize_label"]
 
 Metric = Callable[[str, str], float]
 
@@ -22,3 +23,19 @@ def normalize_label(text: str) -> str:
 def label_match(prediction: str, gold: str) -> float:
     """1.0 when the normalised prediction equals the normalised gold label, else 0.0."""
     return 1.0 if normalize_label(prediction) == normalize_label(gold) else 0.0
+
+
+def closest_choice(text: str, choices: list[str]) -> str:
+    """The choice a free-text reply means: exact after normalisation, else the most similar string.
+
+    The closed-label analogue of a ``Literal[...]`` output type: a small model that writes
+    ``refuse_not_showing_up`` meant ``Refund_not_showing_up``.
+    """
+    if not choices:
+        return text
+    by_norm = {normalize_label(c): c for c in choices}
+    norm = normalize_label(text)
+    if norm in by_norm:
+        return by_norm[norm]
+    best = difflib.get_close_matches(norm, list(by_norm), n=1, cutoff=0.0)
+    return by_norm[best[0]] if best else text

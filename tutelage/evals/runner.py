@@ -48,10 +48,13 @@ def evaluate_student(
         student = StudentProgram.load_json(program or latest_program(paths), memory=open_memory(paths, cfg))
         label = f"{cfg.student.model} + memory of {run_dir}"
     else:
-        student = StudentProgram(suite.instruction, memory=None, k_examples=0)
+        choices = suite.labels if cfg.suite.snap_to_labels else None
+        student = StudentProgram(suite.instruction, memory=None, k_examples=0, choices=choices)
         label = f"{cfg.student.model}, zero-shot"
     with open_endpoints(cfg.model_copy(update={"teacher": cfg.student})) as endpoints:
         solve = make_solver(student, lm=build_lm(cfg.student, endpoints.student), metric=suite.metric)
         reporter.phase(f"eval {suite.name} {split}", len(tasks))
-        result = accuracy(run_tasks(solve, tasks, concurrency=cfg.student.concurrency, on_progress=reporter.update))
+        result = accuracy(
+            run_tasks(solve, tasks, concurrency=cfg.student.concurrency, on_progress=reporter.update)
+        )
     return {"suite": suite.name, "student": label, **result.as_dict()}

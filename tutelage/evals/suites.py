@@ -92,12 +92,17 @@ def _banking77(cfg: SuiteConfig) -> Suite:
         test = test[: cfg.test_size]
     instruction = "Classify the banking customer message into its intent label."
     if cfg.show_labels:
-        instruction = "Classify the banking customer message into one of these intent labels: " + ", ".join(labels) + "."
+        instruction = (
+            "Classify the banking customer message into one of these intent labels: "
+            + ", ".join(labels)
+            + "."
+        )
     instruction += " Reply with the label only."
     demo = (
         "Task: I need to change my PIN.\nStudent answer: pin_blocked\nCorrect answer: change_pin",
         "DIAGNOSIS: The student focused on the word PIN and ignored that the customer wants to change it, "
-        "not unblock it.\nSTRATEGY: Look at the action the customer asks for, not only the object they mention.",
+        "not unblock it.\n"
+        "STRATEGY: Look at the action the customer asks for, not only the object they mention.",
     )
     return Suite("banking77", instruction, train, dev, test, label_match, labels, demo)
 

@@ -5,4 +5,13 @@ from tutelage.loop.progress import LogReporter, Reporter
 from tutelage.loop.runner import RunResult, resume_run, start_run
 from tutelage.loop.state import LoopState, RunContext
 
-__all__ = ["LogReporter", "LoopState", "Reporter", "RunContext", "RunResult", "build_graph", "resume_run", "start_run"]
+__all__ = [
+    "LogReporter",
+    "LoopState",
+    "Reporter",
+    "RunContext",
+    "RunResult",
+    "build_graph",
+    "resume_run",
+    "start_run",
+]

@@ -13,7 +13,7 @@ __all__ = ["build_graph"]
 
 
 def build_graph(checkpointer: Any = None) -> Any:
-    """test before -> [sample -> attempt -> grade -> diagnose -> write -> compile -> dev -> record]* -> test after."""
+    """test_before -> (sample, attempt, grade, diagnose, write, compile, dev, record)* -> test_after."""
     g = StateGraph(LoopState, context_schema=RunContext)
     g.add_node("test_before", nodes.test_before)
     g.add_node("sample_batch", nodes.sample_batch)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from langgraph.runtime import Runtime
 
 from tutelage.agents.optimize import build_optimizer
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.agents.teacher import Diagnosis, Teacher, lessons_from
-from tutelage.evals.harness import accuracy, load_journal, run_tasks
+from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.suites import Task
 from tutelage.loop.rundir import write_metrics
 from tutelage.loop.state import LoopState, RunContext
@@ -34,7 +34,7 @@ __all__ = [
     "write_lessons",
 ]
 
-Node = Callable[[LoopState, Runtime[RunContext]], dict[str, Any]]
+Node = TypeVar("Node", bound=Callable[..., dict[str, Any]])
 
 
 def _timed(node: Node) -> Node:
@@ -47,7 +47,7 @@ def _timed(node: Node) -> Node:
         update["round_seconds"] = state.get("round_seconds", 0.0) + time.perf_counter() - start
         return update
 
-    return wrapper
+    return cast(Node, wrapper)
 
 
 def _program(ctx: RunContext, path: str) -> StudentProgram:
@@ -55,7 +55,7 @@ def _program(ctx: RunContext, path: str) -> StudentProgram:
 
 
 def _shuffled_train(ctx: RunContext) -> list[Task]:
-    """The train pool in the run's seeded order: batches come from the front, search minibatches from the back."""
+    """The train pool in the run's seeded order: batches from the front, search minibatches from the back."""
     import random
 
     pool = list(ctx.suite.train)
@@ -67,7 +67,11 @@ def _evaluate(ctx: RunContext, program: StudentProgram, tasks: list[Task], journ
     ctx.reporter.phase(label, len(tasks))
     solve = make_solver(program, lm=ctx.student_lm, metric=ctx.suite.metric)
     attempts = run_tasks(
-        solve, tasks, concurrency=ctx.config.student.concurrency, journal=journal, on_progress=ctx.reporter.update
+        solve,
+        tasks,
+        concurrency=ctx.config.student.concurrency,
+        journal=journal,
+        on_progress=ctx.reporter.update,
     )
     return accuracy(attempts).accuracy
 
@@ -77,12 +81,21 @@ def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any
     ctx = runtime.context
     mem = ctx.config.memory
     program = StudentProgram(
-        ctx.suite.instruction, memory=ctx.memory, k_examples=mem.k_examples, k_strategies=mem.k_strategies
+        ctx.suite.instruction,
+        memory=ctx.memory,
+        k_examples=mem.k_examples,
+        k_strategies=mem.k_strategies,
+        choices=ctx.suite.labels if ctx.config.suite.snap_to_labels else None,
     )
     path = ctx.paths.program(0)
     program.save_json(path, round=0, optimizer="initial")
     score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("before"), "test (before round 1)")
-    return {"round": 0, "rounds": [], "test_before": score, "program_path": str(path.relative_to(ctx.paths.root))}
+    return {
+        "round": 0,
+        "rounds": [],
+        "test_before": score,
+        "program_path": str(path.relative_to(ctx.paths.root)),
+    }
 
 
 def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -117,7 +130,7 @@ def attempt(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 def grade(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Read the graded attempts back; the failures go to the teacher."""
     ctx, r = runtime.context, state["round"]
-    attempts = load_journal(ctx.paths.journal(r, "attempts"))
+    attempts: dict[str, Attempt] = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
     rows = [attempts[i] for i in state["batch_ids"] if i in attempts]
     return {
         "failed_ids": [a.task_id for a in rows if a.score < 1.0],
@@ -129,7 +142,7 @@ def grade(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The teacher diagnoses each failure with the gold answer in hand (train items only)."""
     ctx, r = runtime.context, state["round"]
-    attempts = load_journal(ctx.paths.journal(r, "attempts"))
+    attempts: dict[str, Attempt] = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
     failed = [ctx.tasks[i] for i in state["failed_ids"]]
     teacher = Teacher(ctx.suite.teacher_demo)
     ctx.reporter.phase(f"round {r}: teacher diagnoses", len(failed))
@@ -216,6 +229,8 @@ def test_after(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]
     """Score the final program once on the held-out test split."""
     ctx = runtime.context
     program = _program(ctx, state["program_path"])
-    score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("after"), "test (after last round)")
+    score = _evaluate(
+        ctx, program, ctx.suite.test, ctx.paths.test_journal("after"), "test (after last round)"
+    )
     write_metrics(ctx.paths, {**state, "test_after": score})
     return {"test_after": score}

@@ -54,7 +54,15 @@ class RunPaths:
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         versions = {"python": platform.python_version()}
-        for pkg in ("tutelage", "dspy", "langgraph", "chromadb", "litellm", "xllamacpp", "sentence-transformers"):
+        for pkg in (
+            "tutelage",
+            "dspy",
+            "langgraph",
+            "chromadb",
+            "litellm",
+            "xllamacpp",
+            "sentence-transformers",
+        ):
             try:
                 versions[pkg] = metadata.version(pkg)
             except metadata.PackageNotFoundError:
@@ -102,8 +110,8 @@ def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lesso
         f"Suite **{cfg.suite.name}**; student `{cfg.student.model}` ({cfg.student.provider}); "
         f"teacher `{cfg.teacher.model}` ({cfg.teacher.provider}); optimizer `{cfg.loop.optimizer}`.",
         "",
-        f"**Held-out test accuracy: {pct(test['before'])} before round 1 -> {pct(test['after'])} after the last "
-        f"round.** Lessons in memory: {lessons}.",
+        f"**Held-out test accuracy: {pct(test['before'])} before round 1 -> {pct(test['after'])} "
+        f"after the last round.** Lessons in memory: {lessons}.",
         "",
         "| round | train acc (attempts) | failures diagnosed | lessons added | lessons total | k examples "
         "| dev acc | seconds |",

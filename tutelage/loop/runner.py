@@ -53,7 +53,9 @@ def _quiet_environment() -> None:
 
 def open_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = None) -> ChromaLessonStore:
     return ChromaLessonStore(
-        paths.memory, embedder=embedder or build_embedder(cfg.memory.embedder), collection=cfg.memory.collection
+        paths.memory,
+        embedder=embedder or build_embedder(cfg.memory.embedder),
+        collection=cfg.memory.collection,
     )
 
 
@@ -66,7 +68,9 @@ def _checkpointer(paths: RunPaths) -> Iterator[SqliteSaver]:
         conn.close()
 
 
-def _drive(paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None) -> RunResult:
+def _drive(
+    paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
+) -> RunResult:
     _quiet_environment()
     suite = load_suite(cfg.suite)
     memory = open_memory(paths, cfg, embedder)
@@ -92,7 +96,9 @@ def _drive(paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, 
     return RunResult(paths.root, metrics)
 
 
-def start_run(cfg: RunConfig, *, reporter: Reporter | None = None, embedder: Embedder | None = None) -> RunResult:
+def start_run(
+    cfg: RunConfig, *, reporter: Reporter | None = None, embedder: Embedder | None = None
+) -> RunResult:
     """Start a new run in a fresh directory under ``cfg.runs_dir``."""
     paths = new_run_dir(cfg)
     paths.write_config(cfg)

@@ -91,7 +91,9 @@ class ChromaLessonStore:
             return []
         return self.search_many([text], kind=kind, k=k)[0]
 
-    def search_many(self, texts: list[str], *, kind: LessonKind | None = None, k: int = 4) -> list[list[Lesson]]:
+    def search_many(
+        self, texts: list[str], *, kind: LessonKind | None = None, k: int = 4
+    ) -> list[list[Lesson]]:
         if k <= 0 or not texts:
             return [[] for _ in texts]
         total = self.count(kind)
@@ -105,5 +107,7 @@ class ChromaLessonStore:
         )
         return [
             [_to_lesson(i, d, dict(m)) for i, d, m in zip(ids, docs, metas, strict=True)]
-            for ids, docs, metas in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+            for ids, docs, metas in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            )
         ]

@@ -52,8 +52,8 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
                 self._model = SentenceTransformer(str(self.path), device="cpu")
             return self._model
 
@@ -67,7 +67,9 @@ class SentenceTransformerEmbedder:
 class OpenAIEmbedder:
     """Any server that speaks OpenAI's ``POST /v1/embeddings`` (vLLM, llama.cpp, OpenAI)."""
 
-    def __init__(self, *, api_base: str, model: str, api_key: str = "not-needed", timeout: float = 30.0) -> None:
+    def __init__(
+        self, *, api_base: str, model: str, api_key: str = "not-needed", timeout: float = 30.0
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self.model_id = model
         self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {api_key}"})
@@ -76,7 +78,9 @@ class OpenAIEmbedder:
         if not texts:
             return []
         try:
-            response = self._client.post(f"{self.api_base}/embeddings", json={"model": self.model_id, "input": texts})
+            response = self._client.post(
+                f"{self.api_base}/embeddings", json={"model": self.model_id, "input": texts}
+            )
             response.raise_for_status()
             data = sorted(response.json()["data"], key=lambda row: row["index"])
         except httpx.HTTPError as exc:
