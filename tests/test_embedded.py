@@ -1,5 +1,9 @@
 """The real thing: the embedded SmolLM2 server, the packaged MiniLM embedder, a two-round loop."""
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -48,3 +52,26 @@ def test_two_round_loop_on_the_embedded_model_improves_held_out_accuracy(tmp_pat
     assert result.test_after > result.test_before
     with tutelage.Student.load(result.run_dir) as student:
         assert isinstance(student("I still have not received my new card"), str)
+
+
+def test_server_does_not_outlive_a_killed_run() -> None:
+    code = (
+        "from tutelage.agents import LocalServer\n"
+        "s = LocalServer(parallel=1).start()\n"
+        "print(s.port, flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    port = int(parent.stdout.readline())
+    assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.ConnectError:
+            return
+        time.sleep(0.3)
+    pytest.fail("the llama.cpp server outlived the process that started it")

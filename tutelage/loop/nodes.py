@@ -44,7 +44,9 @@ def _timed(node: Node) -> Node:
     def wrapper(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         start = time.perf_counter()
         update = node(state, runtime)
-        update["round_seconds"] = state.get("round_seconds", 0.0) + time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        update["round_seconds"] = state.get("round_seconds", 0.0) + elapsed
+        update["phase_seconds"] = {**state.get("phase_seconds", {}), node.__name__: round(elapsed, 1)}
         return update
 
     return cast(Node, wrapper)
@@ -106,7 +108,7 @@ def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
     pool = _shuffled_train(ctx)[: max(0, len(ctx.suite.train) - ctx.config.loop.search_size)]
     start = ((round_no - 1) * size) % max(1, len(pool))
     batch = (pool[start:] + pool[:start])[:size]
-    return {"round": round_no, "batch_ids": [t.id for t in batch], "round_seconds": 0.0}
+    return {"round": round_no, "batch_ids": [t.id for t in batch], "round_seconds": 0.0, "phase_seconds": {}}
 
 
 @_timed
@@ -211,6 +213,7 @@ def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
         "diagnosed": len(state.get("failed_ids", [])),
         "lessons_added": state.get("lessons_added", 0),
         "k_examples": state.get("k_examples"),
+        "phase_seconds": state.get("phase_seconds", {}),
     }
     rounds = [*[x for x in state.get("rounds", []) if x["round"] != r], row]
     stop = "max rounds reached" if r >= ctx.config.loop.rounds else None

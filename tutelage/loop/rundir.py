@@ -89,6 +89,7 @@ def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:
     data = {
         "rounds": state.get("rounds", []),
         "test_accuracy": {"before": state.get("test_before"), "after": state.get("test_after")},
+        "test_seconds": state.get("test_seconds", {}),
         "stop_reason": state.get("stop_reason"),
     }
     tmp = paths.metrics.with_suffix(".tmp")

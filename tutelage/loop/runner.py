@@ -74,23 +74,24 @@ def _drive(
     _quiet_environment()
     suite = load_suite(cfg.suite)
     memory = open_memory(paths, cfg, embedder)
-    with open_endpoints(cfg, log_dir=paths.root) as endpoints, _checkpointer(paths) as saver:
-        ctx = RunContext(
-            config=cfg,
-            suite=suite,
-            memory=memory,
-            student_lm=build_lm(cfg.student, endpoints.student),
-            teacher_lm=build_lm(cfg.teacher, endpoints.teacher),
-            paths=paths,
-            reporter=reporter,
-        )
+    config = {**THREAD, "recursion_limit": 12 * cfg.loop.rounds + 20}
+    with _checkpointer(paths) as saver:
         graph = build_graph(saver)
-        config = {**THREAD, "recursion_limit": 12 * cfg.loop.rounds + 20}
         if not fresh and not graph.get_state(config).next:
             reporter.message(f"{paths.root} has already finished; nothing to resume")
             state = dict(graph.get_state(config).values)
         else:
-            state = graph.invoke({} if fresh else None, config=config, context=ctx)
+            with open_endpoints(cfg, log_dir=paths.root) as endpoints:
+                ctx = RunContext(
+                    config=cfg,
+                    suite=suite,
+                    memory=memory,
+                    student_lm=build_lm(cfg.student, endpoints.student),
+                    teacher_lm=build_lm(cfg.teacher, endpoints.teacher),
+                    paths=paths,
+                    reporter=reporter,
+                )
+                state = graph.invoke({} if fresh else None, config=config, context=ctx)
     metrics = write_metrics(paths, state)
     write_report(paths, cfg, metrics, lessons=memory.count())
     return RunResult(paths.root, metrics)
@@ -102,7 +103,9 @@ def start_run(
     """Start a new run in a fresh directory under ``cfg.runs_dir``."""
     paths = new_run_dir(cfg)
     paths.write_config(cfg)
-    return _drive(paths, cfg, reporter or LogReporter(), fresh=True, embedder=embedder)
+    reporter = reporter or LogReporter()
+    reporter.message(f"run directory: {paths.root}  (resume with `tutelage resume {paths.root}`)")
+    return _drive(paths, cfg, reporter, fresh=True, embedder=embedder)
 
 
 def resume_run(
@@ -114,4 +117,6 @@ def resume_run(
     if not paths.checkpoints.is_file():
         raise RunDirError(f"{paths.root} has no checkpoints to resume from")
     cfg = load_config(paths.config)
-    return _drive(paths, cfg, reporter or LogReporter(), fresh=False, embedder=embedder)
+    reporter = reporter or LogReporter()
+    reporter.message(f"resuming {paths.root}")
+    return _drive(paths, cfg, reporter, fresh=False, embedder=embedder)

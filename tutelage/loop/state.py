@@ -20,6 +20,7 @@ class LoopState(TypedDict, total=False):
     failed_ids: list[str]
     program_path: str
     round_seconds: float
+    phase_seconds: dict[str, float]
     train_accuracy: float
     lessons_added: int
     k_examples: int
@@ -27,6 +28,7 @@ class LoopState(TypedDict, total=False):
     rounds: list[dict[str, Any]]
     test_before: float
     test_after: float
+    test_seconds: dict[str, float]
     stop_reason: str
 
 
