@@ -123,3 +123,14 @@ def test_other_optimizers_compile_a_reloadable_program(tmp_path: Path, optimizer
     assert program["meta"]["optimizer"] == optimizer
     assert len(program["predict"]["demos"]) == (2 if optimizer == "bootstrap" else 0)
     assert result.metrics["rounds"][0]["dev_accuracy"] == 1.0
+
+
+def test_metrics_record_where_the_time_went(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base, "loop.rounds=1")
+    metrics = tutelage.run(cfg, embedder=HashEmbedder()).metrics
+    assert set(metrics["test_seconds"]) == {"before", "after"}
+    phases = metrics["rounds"][0]["phase_seconds"]
+    assert set(phases) >= {"attempt", "diagnose", "write_lessons", "compile_program", "evaluate_dev"}
+    assert metrics["rounds"][0]["seconds"] >= sum(phases.values()) - 0.5

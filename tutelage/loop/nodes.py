@@ -91,11 +91,13 @@ def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any
     )
     path = ctx.paths.program(0)
     program.save_json(path, round=0, optimizer="initial")
+    start = time.perf_counter()
     score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("before"), "test (before round 1)")
     return {
         "round": 0,
         "rounds": [],
         "test_before": score,
+        "test_seconds": {"before": round(time.perf_counter() - start, 1)},
         "program_path": str(path.relative_to(ctx.paths.root)),
     }
 
@@ -232,8 +234,11 @@ def test_after(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]
     """Score the final program once on the held-out test split."""
     ctx = runtime.context
     program = _program(ctx, state["program_path"])
+    start = time.perf_counter()
     score = _evaluate(
         ctx, program, ctx.suite.test, ctx.paths.test_journal("after"), "test (after last round)"
     )
-    write_metrics(ctx.paths, {**state, "test_after": score})
-    return {"test_after": score}
+    seconds = {**state.get("test_seconds", {}), "after": round(time.perf_counter() - start, 1)}
+    update: dict[str, Any] = {"test_after": score, "test_seconds": seconds}
+    write_metrics(ctx.paths, {**state, **update})
+    return update

@@ -44,7 +44,8 @@ class ChromaLessonStore:
         self._col = self._client.get_or_create_collection(
             collection,
             embedding_function=None,
-            metadata={"hnsw:space": "cosine", "embedding_model": embedder.model_id},
+            # A wide search beam: lesson stores are small enough that recall matters more than microseconds.
+            metadata={"hnsw:space": "cosine", "hnsw:search_ef": 100, "embedding_model": embedder.model_id},
         )
         stored_model = (self._col.metadata or {}).get("embedding_model")
         if stored_model != embedder.model_id:
