@@ -1,5 +1,6 @@
 """The real thing: the embedded SmolLM2 server, the packaged MiniLM embedder, a two-round loop."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -75,3 +76,22 @@ def test_server_does_not_outlive_a_killed_run() -> None:
             return
         time.sleep(0.3)
     pytest.fail("the llama.cpp server outlived the process that started it")
+
+
+def test_ctrl_c_stops_the_server_with_the_run() -> None:
+    code = (
+        "import time\n"
+        "from tutelage.agents import LocalServer\n"
+        "with LocalServer(parallel=1) as s:\n"
+        "    print(s.port, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert parent.stdout is not None
+    port = int(parent.stdout.readline())
+    os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    parent.wait(timeout=20)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)

@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     parent = os.getppid()
+    # Replace llama.cpp's handlers: the parent decides when the server stops.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(0)

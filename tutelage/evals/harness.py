@@ -107,16 +107,16 @@ def run_tasks(
             if on_progress:
                 on_progress(finished, total)
 
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = [pool.submit(one, t) for t in todo]
-            finished_set, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in finished_set:
-                if fut.exception() is not None:
-                    for other in futures:
-                        other.cancel()
-                    raise fut.exception()  # type: ignore[misc]
+        futures = [pool.submit(one, t) for t in todo]
+        finished_set, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in finished_set:
+            if (exc := fut.exception()) is not None:
+                raise exc
     finally:
+        # On Ctrl-C or a systemic error, drop what has not started; finished items are journaled.
+        pool.shutdown(wait=True, cancel_futures=True)
         if sink is not None:
             sink.close()
     return [done[t.id] for t in tasks]
