@@ -110,3 +110,14 @@ def test_unparsable_teacher_reply_is_recorded_and_gold_example_still_written() -
     assert "Correct answer: change_pin" in sent and "Student answer: pin_blocked" in sent
     lessons = lessons_from(diag, task, round=1, teacher_model="t")
     assert [(x.kind, x.text, x.answer) for x in lessons] == [("example", "I want a new PIN", "change_pin")]
+
+
+def test_a_transient_server_error_is_retried(tmp_path: Path) -> None:
+    with ScriptedServer(lambda req: "card_arrival") as server:
+        server.fail_next(503, times=1)
+        role = RoleConfig(provider="openai", model="s", api_base=server.api_base, retries=2)
+        attempt = make_solver(StudentProgram("Classify."), lm=build_lm(role, server.api_base), metric=label_match)(
+            Task("t", "where is my card", "card_arrival")
+        )
+        assert attempt.score == 1.0 and attempt.error is None
+        assert len(server.chat_requests()) == 2
