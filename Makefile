@@ -31,8 +31,8 @@ test-fast: install
 	$(PY) -m pytest -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check tutelage tests bench
-	$(VENV)/bin/ruff format --check tutelage tests bench
+	$(VENV)/bin/ruff check tutelage tests
+	$(VENV)/bin/ruff format --check tutelage tests
 
 typecheck: install
 	$(VENV)/bin/mypy tutelage

@@ -116,8 +116,8 @@ def test_a_transient_server_error_is_retried(tmp_path: Path) -> None:
     with ScriptedServer(lambda req: "card_arrival") as server:
         server.fail_next(503, times=1)
         role = RoleConfig(provider="openai", model="s", api_base=server.api_base, retries=2)
-        attempt = make_solver(StudentProgram("Classify."), lm=build_lm(role, server.api_base), metric=label_match)(
-            Task("t", "where is my card", "card_arrival")
-        )
+        attempt = make_solver(
+            StudentProgram("Classify."), lm=build_lm(role, server.api_base), metric=label_match
+        )(Task("t", "where is my card", "card_arrival"))
         assert attempt.score == 1.0 and attempt.error is None
         assert len(server.chat_requests()) == 2
