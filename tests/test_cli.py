@@ -74,3 +74,20 @@ def test_memory_list_and_eval_read_a_finished_run(tmp_path: Path) -> None:
         scored = runner.invoke(app, ["eval", "--memory", str(run.run_dir), "--limit", "5"])
         assert scored.exit_code == 0, scored.output
         assert "banking77 test: accuracy" in scored.output and "on 5 items" in scored.output
+
+
+def test_a_run_that_cannot_reach_its_student_leaves_no_run_directory(tmp_path: Path) -> None:
+    cfg = tmp_path / "remote.yaml"
+    cfg.write_text(
+        f"runs_dir: {tmp_path / 'runs'}\n"
+        "student: {provider: openai, api_base: 'http://127.0.0.1:9/v1', model: m}\n"
+        "teacher: {provider: openai, api_base: 'http://127.0.0.1:9/v1', model: m}\n"
+    )
+    assert runner.invoke(app, ["run", str(cfg)]).exit_code == 1
+    assert not (tmp_path / "runs" / "quickstart").exists()
+
+
+def test_a_bad_override_is_blamed_on_the_override() -> None:
+    result = runner.invoke(app, ["run", "--set", "loop.rounds=zero"])
+    assert result.exit_code == 1
+    assert "with --set loop.rounds=zero: loop.rounds" in _one_line_error(result)

@@ -161,4 +161,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(source))) from None
+        where = f"{source} with --set {' '.join(overrides)}" if overrides else str(source)
+        raise ConfigError(_describe(exc, where)) from None

@@ -87,21 +87,23 @@ def _remote_base(role: RoleConfig, name: str) -> str:
 def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[Endpoints]:
     """Start the embedded server if a role needs it, check every endpoint, stop the server on exit."""
     roles = {"student": cfg.student, "teacher": cfg.teacher}
+    # Remote endpoints are checked before the embedded server is started: a typo fails in a second.
+    bases: dict[str, str] = {}
+    for name, role in roles.items():
+        if role.provider != "local":
+            bases[name] = _remote_base(role, name)
+            check_endpoint(bases[name], role=name, api_key=resolve_api_key(role.api_key_env))
     with contextlib.ExitStack() as stack:
-        local_base: str | None = None
-        if any(r.provider == "local" for r in roles.values()):
-            parallel = max(r.concurrency for r in roles.values() if r.provider == "local")
+        local = [r for r in roles.values() if r.provider == "local"]
+        if local:
+            parallel = max(r.concurrency for r in local)
             server = LocalServer(
                 parallel=parallel, log_path=log_dir / "llama-server.log" if log_dir else None
             )
             stack.enter_context(server)
-            local_base = server.api_base
-        bases = {}
-        for name, role in roles.items():
-            base = local_base if role.provider == "local" else _remote_base(role, name)
-            assert base is not None
-            check_endpoint(base, role=name, api_key=resolve_api_key(role.api_key_env))
-            bases[name] = base
+            for name, role in roles.items():
+                if role.provider == "local":
+                    bases[name] = server.api_base
         yield Endpoints(student=bases["student"], teacher=bases["teacher"])
 
 

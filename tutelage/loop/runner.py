@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
-from tutelage.errors import RunDirError
+from tutelage.errors import RunDirError, TutelageError
 from tutelage.evals.suites import load_suite
 from tutelage.loop.graph import build_graph
 from tutelage.loop.progress import LogReporter, Reporter
@@ -73,25 +74,28 @@ def _drive(
 ) -> RunResult:
     _quiet_environment()
     suite = load_suite(cfg.suite)
-    memory = open_memory(paths, cfg, embedder)
     config = {**THREAD, "recursion_limit": 12 * cfg.loop.rounds + 20}
-    with _checkpointer(paths) as saver:
-        graph = build_graph(saver)
-        if not fresh and not graph.get_state(config).next:
+    with contextlib.ExitStack() as stack:
+        saver = stack.enter_context(_checkpointer(paths)) if paths.checkpoints.exists() else None
+        if saver is not None and not fresh and not build_graph(saver).get_state(config).next:
             reporter.message(f"{paths.root} has already finished; nothing to resume")
-            state = dict(graph.get_state(config).values)
+            state = dict(build_graph(saver).get_state(config).values)
+            memory = open_memory(paths, cfg, embedder)
         else:
-            with open_endpoints(cfg, log_dir=paths.root) as endpoints:
-                ctx = RunContext(
-                    config=cfg,
-                    suite=suite,
-                    memory=memory,
-                    student_lm=build_lm(cfg.student, endpoints.student),
-                    teacher_lm=build_lm(cfg.teacher, endpoints.teacher),
-                    paths=paths,
-                    reporter=reporter,
-                )
-                state = graph.invoke({} if fresh else None, config=config, context=ctx)
+            # Endpoints first: a run that cannot reach its models leaves no checkpoint behind.
+            endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
+            saver = saver or stack.enter_context(_checkpointer(paths))
+            memory = open_memory(paths, cfg, embedder)
+            ctx = RunContext(
+                config=cfg,
+                suite=suite,
+                memory=memory,
+                student_lm=build_lm(cfg.student, endpoints.student),
+                teacher_lm=build_lm(cfg.teacher, endpoints.teacher),
+                paths=paths,
+                reporter=reporter,
+            )
+            state = build_graph(saver).invoke({} if fresh else None, config=config, context=ctx)
     metrics = write_metrics(paths, state)
     write_report(paths, cfg, metrics, lessons=memory.count())
     return RunResult(paths.root, metrics)
@@ -105,7 +109,12 @@ def start_run(
     paths.write_config(cfg)
     reporter = reporter or LogReporter()
     reporter.message(f"run directory: {paths.root}  (resume with `tutelage resume {paths.root}`)")
-    return _drive(paths, cfg, reporter, fresh=True, embedder=embedder)
+    try:
+        return _drive(paths, cfg, reporter, fresh=True, embedder=embedder)
+    except TutelageError:
+        if not paths.checkpoints.exists():  # nothing ran: leave no half-made run directory behind
+            shutil.rmtree(paths.root, ignore_errors=True)
+        raise
 
 
 def resume_run(
