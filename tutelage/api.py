@@ -101,7 +101,7 @@ class Student:
         return {
             "answer": attempt.answer,
             "lesson_ids": attempt.lesson_ids,
-            "score": attempt.score,
+            "score": attempt.score if gold else None,
             "error": attempt.error,
         }
 
