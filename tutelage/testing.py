@@ -51,7 +51,8 @@ class ScriptedServer:
 
     @property
     def api_base(self) -> str:
-        assert self._httpd is not None, "start the server first"
+        if self._httpd is None:
+            raise RuntimeError("start the ScriptedServer first (use it in a `with` block)")
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     def fail_next(self, status: int = 500, times: int = 1) -> None:

@@ -91,8 +91,10 @@ class LocalServer:
         ]
         sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
+            # A session of its own: Ctrl-C reaches the run, which stops the server; llama.cpp's own
+            # SIGINT handler, reached directly, can wedge the process.
             self._proc = subprocess.Popen(
-                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
         finally:
             if self.log_path:
@@ -104,12 +106,12 @@ class LocalServer:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         url = f"http://127.0.0.1:{self.port}/health"
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
+        proc = self._proc
+        while proc is not None and time.monotonic() < deadline:
+            if proc.poll() is not None:
                 where = f" (see {self.log_path})" if self.log_path else ""
                 raise LocalServerError(
-                    f"the embedded llama.cpp server exited with code {self._proc.returncode}{where}"
+                    f"the embedded llama.cpp server exited with code {proc.returncode}{where}"
                 )
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
