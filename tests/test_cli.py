@@ -35,7 +35,7 @@ def test_unknown_key_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "unknown key 'student.modle'" in _one_line_error(result)
 
 
-def test_refused_student_endpoint_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_refused_student_endpoint_is_one_line_exit_1_and_leaves_no_run_directory(tmp_path: Path) -> None:
     cfg = tmp_path / "remote.yaml"
     cfg.write_text(
         f"runs_dir: {tmp_path / 'runs'}\n"
@@ -46,6 +46,7 @@ def test_refused_student_endpoint_is_one_line_and_exit_1(tmp_path: Path) -> None
     result = runner.invoke(app, ["run", str(cfg)])
     assert result.exit_code == 1
     assert "student endpoint http://127.0.0.1:9/v1 refused the connection" in _one_line_error(result)
+    assert not (tmp_path / "runs" / "quickstart").exists()
 
 
 def test_resume_of_a_directory_that_is_not_a_run_fails_cleanly(tmp_path: Path) -> None:
@@ -74,17 +75,6 @@ def test_memory_list_and_eval_read_a_finished_run(tmp_path: Path) -> None:
         scored = runner.invoke(app, ["eval", "--memory", str(run.run_dir), "--limit", "5"])
         assert scored.exit_code == 0, scored.output
         assert "banking77 test: accuracy" in scored.output and "on 5 items" in scored.output
-
-
-def test_a_run_that_cannot_reach_its_student_leaves_no_run_directory(tmp_path: Path) -> None:
-    cfg = tmp_path / "remote.yaml"
-    cfg.write_text(
-        f"runs_dir: {tmp_path / 'runs'}\n"
-        "student: {provider: openai, api_base: 'http://127.0.0.1:9/v1', model: m}\n"
-        "teacher: {provider: openai, api_base: 'http://127.0.0.1:9/v1', model: m}\n"
-    )
-    assert runner.invoke(app, ["run", str(cfg)]).exit_code == 1
-    assert not (tmp_path / "runs" / "quickstart").exists()
 
 
 def test_a_bad_override_is_blamed_on_the_override() -> None:
