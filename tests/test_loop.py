@@ -134,3 +134,36 @@ def test_metrics_record_where_the_time_went(
     phases = metrics["rounds"][0]["phase_seconds"]
     assert set(phases) >= {"attempt", "diagnose", "write_lessons", "compile_program", "evaluate_dev"}
     assert metrics["rounds"][0]["seconds"] >= sum(phases.values()) - 0.5
+
+
+class StopServerAt(LogReporter):
+    """The student endpoint goes away when a named phase starts."""
+
+    def __init__(self, label: str, server: ScriptedServer) -> None:
+        self.label, self.server = label, server
+
+    def phase(self, label: str, total: int) -> None:
+        if label.startswith(self.label):
+            self.server.stop()
+
+
+def test_an_endpoint_lost_mid_run_fails_cleanly_and_the_run_resumes_when_it_is_back(
+    tmp_path: Path, teacher_server: ScriptedServer
+) -> None:
+    with ScriptedServer() as student:
+        straight = tutelage.run(
+            scripted_config(tmp_path / "a", student.api_base, teacher_server.api_base),
+            embedder=HashEmbedder(),
+        )
+    student = ScriptedServer().start()
+    cfg = scripted_config(tmp_path / "b", student.api_base, teacher_server.api_base, "student.retries=0")
+    with pytest.raises(tutelage.TutelageError, match="student endpoint failed"):
+        tutelage.run(
+            cfg, reporter=StopServerAt("round 2: student attempts", student), embedder=HashEmbedder()
+        )
+    run_dir = tmp_path / "b" / "runs" / "scripted"
+    assert len(RunPaths(run_dir).journal(1, "attempts").read_text().splitlines()) == cfg.loop.batch_size
+    with ScriptedServer(port=student.port):  # the endpoint is back at the same address
+        resumed = tutelage.resume(run_dir, embedder=HashEmbedder())
+    assert _lessons(resumed.run_dir) == _lessons(straight.run_dir)
+    assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]

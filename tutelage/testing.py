@@ -38,9 +38,10 @@ class ScriptedServer:
     """
 
     def __init__(
-        self, reply: Reply = last_demo_answer, *, delay: float = 0.0, model: str = "scripted"
+        self, reply: Reply = last_demo_answer, *, delay: float = 0.0, model: str = "scripted", port: int = 0
     ) -> None:
         self.reply = reply
+        self.port = port  # 0: any free port; set it to bring a stopped endpoint back at the same address
         self.delay = delay
         self.model = model
         self.requests: list[dict[str, Any]] = []
@@ -137,7 +138,8 @@ class ScriptedServer:
         return Handler
 
     def start(self) -> ScriptedServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
