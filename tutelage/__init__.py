@@ -6,8 +6,11 @@ vector memory; DSPy compiles an improved student each round; a held-out evaluati
 
 import os as _os
 
-# Offline by design: LiteLLM would otherwise fetch a model cost map over the network at import.
+# Offline by design, set once before dspy, LiteLLM, Chroma or transformers are imported: no cost-map
+# fetch, no hub lookups, no telemetry. Both the CLI and the Python API pass through here first.
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from tutelage.api import RunResult, Student, resume, run
 from tutelage.config import RunConfig, load_config

@@ -7,6 +7,7 @@ interrupted by a kill redoes only the items it had not finished when the run res
 from __future__ import annotations
 
 import functools
+import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -58,8 +59,6 @@ def _program(ctx: RunContext, path: str) -> StudentProgram:
 
 def _shuffled_train(ctx: RunContext) -> list[Task]:
     """The train pool in the run's seeded order: batches from the front, search minibatches from the back."""
-    import random
-
     pool = list(ctx.suite.train)
     random.Random(ctx.config.seed).shuffle(pool)
     return pool

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -45,13 +44,6 @@ class RunResult:
         return self.metrics["test_accuracy"]["after"]  # type: ignore[no-any-return]
 
 
-def _quiet_environment() -> None:
-    # Offline by design: no cost-map fetch, no hub lookups, no telemetry.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-
 def open_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = None) -> ChromaLessonStore:
     return ChromaLessonStore(
         paths.memory,
@@ -72,7 +64,6 @@ def _checkpointer(paths: RunPaths) -> Iterator[SqliteSaver]:
 def _drive(
     paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
 ) -> RunResult:
-    _quiet_environment()
     suite = load_suite(cfg.suite)
     config = {**THREAD, "recursion_limit": 12 * cfg.loop.rounds + 20}
     with contextlib.ExitStack() as stack:
