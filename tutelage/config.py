@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tutelage.errors import ConfigError
 
 __all__ = [
+    "CurateConfig",
     "EmbedderConfig",
     "LoopConfig",
     "MemoryConfig",
@@ -65,13 +66,36 @@ class EmbedderConfig(_Frozen):
     timeout: float = Field(30.0, gt=0)
 
 
+class CurateConfig(_Frozen):
+    """Curation after each round: retire bad records, merge near-duplicates, enforce a budget per scope."""
+
+    retire_min_hurt: int = Field(3, ge=1)
+    retire_hurt_share: float = Field(0.75, gt=0.0, le=1.0)
+    merge_threshold: float | None = Field(0.95, gt=0.0, le=1.0)
+    max_active: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+
+
 class MemoryConfig(_Frozen):
-    """The lesson store and how many lessons of each kind the student sees."""
+    """The lesson store, how lessons are admitted and curated, and what the student sees.
+
+    ``verify``: ``off`` activates every candidate; ``source`` re-attempts the failure a lesson came
+    from with the lesson shown, and keeps it only if that now passes; ``probe`` also re-attempts
+    ``probe_size`` similar tasks of the round's batch and keeps it only if they do not get worse.
+    """
 
     embedder: EmbedderConfig = EmbedderConfig()
-    collection: str = "lessons"
+    url: str | None = None
+    collection: str = Field("lessons", min_length=3)
     k_examples: int = Field(4, ge=0, le=64)
     k_strategies: int = Field(0, ge=0, le=16)
+    mmr: float | None = Field(None, ge=0.0, le=1.0)
+    token_budget: int | None = Field(None, ge=1)
+    verify: Literal["off", "source", "probe"] = "off"
+    probe_size: int = Field(3, ge=1, le=32)
+    leakage_ngram: int = Field(8, ge=1, le=64)
+    leakage_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    curate: CurateConfig = CurateConfig()
 
 
 class SuiteConfig(_Frozen):

@@ -41,6 +41,11 @@ class Suite:
     metric: Metric
     labels: list[str] = field(default_factory=list)
     teacher_demo: tuple[str, str] | None = None
+    held_out: list[Task] = field(default_factory=list)  # the whole test file, for the leakage guard
+
+    def guarded(self) -> list[Task]:
+        """Every held-out item no lesson may quote (the whole test file, not only the scored slice)."""
+        return self.held_out or self.test
 
     def by_id(self) -> dict[str, Task]:
         return {t.id: t for t in [*self.train, *self.dev, *self.test]}
@@ -104,7 +109,7 @@ def _banking77(cfg: SuiteConfig) -> Suite:
         "not unblock it.\n"
         "STRATEGY: Look at the action the customer asks for, not only the object they mention.",
     )
-    return Suite("banking77", instruction, train, dev, test, label_match, labels, demo)
+    return Suite("banking77", instruction, train, dev, test, label_match, labels, demo, held_out=test_all)
 
 
 def load_suite(cfg: SuiteConfig) -> Suite:

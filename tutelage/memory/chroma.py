@@ -1,33 +1,74 @@
-"""The lesson store on ChromaDB (embedded ``PersistentClient``); the only module that imports chromadb.
+"""The lesson store on ChromaDB, embedded (``PersistentClient``) or a server (``memory.url``).
 
-Vectors always come from tutelage's own embedder and are passed in explicitly; the collection
-records the embedding model id and refuses to be opened with another one.
+This is the only module that imports chromadb. Vectors always come from tutelage's own embedder and
+are passed in explicitly; the collection records the embedding model id and refuses to be opened
+with another one. Each record is stored whole (JSON) next to the flat fields retrieval filters on.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings
 
-from tutelage.errors import ConfigError
+from tutelage.errors import ConfigError, EndpointError
 from tutelage.memory.embed import Embedder
-from tutelage.memory.lesson import Lesson, LessonKind
+from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
+from tutelage.memory.query import LessonFilter, mmr_order
 
-__all__ = ["ChromaLessonStore"]
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
-_META_FIELDS = ("kind", "answer", "round", "source_task_id", "teacher_model", "diagnosis")
+__all__ = ["ChromaLessonStore", "Hit"]
+
+Hit = tuple[Lesson, float]  # a lesson and its cosine similarity to the query
 
 
-def _to_lesson(lesson_id: str, document: str, meta: dict[str, Any]) -> Lesson:
-    return Lesson(id=lesson_id, text=document, **{k: meta[k] for k in _META_FIELDS if k in meta})
+def _metadata(lesson: Lesson) -> dict[str, Any]:
+    return {
+        "kind": lesson.kind,
+        "scope": lesson.scope,
+        "status": lesson.status,
+        "answer": lesson.answer,
+        "round": lesson.round,
+        "active_from": lesson.active_from,
+        "active_until": lesson.active_until,
+        "record": lesson.model_dump_json(),
+    }
+
+
+def _lesson(meta: Any) -> Lesson:
+    return Lesson.model_validate_json(meta["record"])
+
+
+def _client(path: str | Path | None, url: str | None) -> Any:
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if url is None:
+        if path is None:
+            raise ConfigError("a lesson store needs a path (embedded) or memory.url (a Chroma server)")
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"memory.url must look like http://host:port, not {url!r}")
+    try:
+        return chromadb.HttpClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+    except Exception as exc:  # chromadb raises a bare ValueError/ConnectError when the server is down
+        raise EndpointError(f"Chroma server at {url} is unreachable: {str(exc)[:120]}") from None
 
 
 class ChromaLessonStore:
-    """Lessons in an embedded Chroma collection under ``path``.
+    """Lessons in a Chroma collection: embedded under ``path``, or on the server at ``url``.
 
     Example:
         >>> from tutelage.testing import HashEmbedder
@@ -35,80 +76,167 @@ class ChromaLessonStore:
         >>> store.add([lesson]); store.search("my card is late", kind="example", k=4)  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path, *, embedder: Embedder, collection: str = "lessons") -> None:
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        embedder: Embedder,
+        collection: str = "lessons",
+        url: str | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.url = url
         self.embedder = embedder
-        self._client = chromadb.PersistentClient(
-            path=str(self.path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
-        )
-        self._col = self._client.get_or_create_collection(
-            collection,
-            embedding_function=None,
-            # A wide search beam: lesson stores are small enough that recall matters more than microseconds.
-            metadata={"hnsw:space": "cosine", "hnsw:search_ef": 100, "embedding_model": embedder.model_id},
-        )
+        self._client = _client(path, url)
+        where = url or str(self.path)
+        try:
+            self._col = self._client.get_or_create_collection(
+                collection,
+                embedding_function=None,
+                # A wide search beam: recall matters more than microseconds for a lesson store.
+                metadata={
+                    "hnsw:space": "cosine",
+                    "hnsw:search_ef": 100,
+                    "embedding_model": embedder.model_id,
+                },
+            )
+        except Exception as exc:
+            if url is None:
+                raise
+            raise EndpointError(f"Chroma server at {url} failed: {str(exc)[:160]}") from None
         stored_model = (self._col.metadata or {}).get("embedding_model")
         if stored_model != embedder.model_id:
             raise ConfigError(
-                f"memory at {self.path} was embedded with {stored_model!r}, not {embedder.model_id!r}; "
+                f"memory at {where} was embedded with {stored_model!r}, not {embedder.model_id!r}; "
                 "use the same memory.embedder or a new run directory"
             )
         self._write_lock = threading.Lock()
 
-    def add(self, lessons: list[Lesson]) -> list[str]:
-        """Write lessons whose ids are not stored yet; return the ids that were new."""
+    # -- writing ---------------------------------------------------------------------------------
+
+    def add(self, lessons: Iterable[Lesson]) -> list[str]:
+        """Write lessons whose ids are not stored yet (records kept as given); return the new ids."""
         unique = list({lesson.id: lesson for lesson in lessons}.values())
         if not unique:
             return []
         with self._write_lock:
-            existing = set(self._col.get(ids=[lesson.id for lesson in unique], include=[])["ids"])
-            fresh = [lesson for lesson in unique if lesson.id not in existing]
-            if fresh:
+            existing = set(self._col.get(ids=[x.id for x in unique], include=[])["ids"])
+            fresh = [
+                x.model_copy(update={"embedding_model": self.embedder.model_id})
+                for x in unique
+                if x.id not in existing
+            ]
+            for start in range(0, len(fresh), 2000):
+                chunk = fresh[start : start + 2000]
                 self._col.add(
-                    ids=[lesson.id for lesson in fresh],
-                    documents=[lesson.text for lesson in fresh],
-                    embeddings=self.embedder.embed([lesson.text for lesson in fresh]),  # type: ignore[arg-type]
-                    metadatas=[{k: getattr(lesson, k) for k in _META_FIELDS} for lesson in fresh],
+                    ids=[x.id for x in chunk],
+                    documents=[x.text for x in chunk],
+                    embeddings=self.embedder.embed([x.text for x in chunk]),  # type: ignore[arg-type]
+                    metadatas=[_metadata(x) for x in chunk],  # type: ignore[misc]
                 )
-        return [lesson.id for lesson in fresh]
+        return [x.id for x in fresh]
 
-    def count(self, kind: LessonKind | None = None) -> int:
-        if kind is None:
-            return int(self._col.count())
-        return len(self._col.get(where={"kind": kind}, include=[])["ids"])
+    def put(self, lessons: Iterable[Lesson]) -> None:
+        """Replace stored records (status, counters, history); text and answer are fixed by the id."""
+        batch = list({x.id: x for x in lessons}.values())
+        if not batch:
+            return
+        with self._write_lock:
+            known = {x.id: x for x in self.get([x.id for x in batch])}
+            missing = [x.id for x in batch if x.id not in known]
+            if missing:
+                raise KeyError(f"no such lesson: {missing[0]}")
+            for x in batch:
+                if (x.kind, x.text, x.answer) != (known[x.id].kind, known[x.id].text, known[x.id].answer):
+                    raise ValueError(f"lesson {x.id}: content is fixed by the id; write a new lesson")
+            self._col.update(ids=[x.id for x in batch], metadatas=[_metadata(x) for x in batch])  # type: ignore[misc]
 
-    def all(self) -> list[Lesson]:
-        """Every lesson, ordered by round then id (stable for listings and reports)."""
-        got = self._col.get(include=["documents", "metadatas"])
-        lessons = [
-            _to_lesson(i, d, dict(m))
-            for i, d, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
-        ]
-        return sorted(lessons, key=lambda lesson: (lesson.round, lesson.id))
+    def set_status(
+        self, ids: Iterable[str], status: LessonStatus, reason: str, *, round: int | None = None
+    ) -> list[Lesson]:
+        """Move lessons to ``status`` with a reason (kept in their history); return the new records."""
+        changed = [x.with_status(status, reason, round=round) for x in self.get(list(ids))]
+        self.put(changed)
+        return changed
 
-    def search(self, text: str, *, kind: LessonKind | None = None, k: int = 4) -> list[Lesson]:
-        """The ``k`` lessons most similar to ``text`` (most similar first)."""
-        if k <= 0:
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, ids: list[str]) -> list[Lesson]:
+        """The stored records for ``ids`` (unknown ids are skipped), in the order asked."""
+        if not ids:
             return []
-        return self.search_many([text], kind=kind, k=k)[0]
+        got = self._col.get(ids=list(dict.fromkeys(ids)), include=["metadatas"])
+        by_id = {i: _lesson(m) for i, m in zip(got["ids"], got["metadatas"] or [], strict=True)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def all(self, where: LessonFilter | None = None) -> list[Lesson]:
+        """Every lesson matching ``where`` (default: all), ordered by round then id."""
+        got = self._col.get(where=where.to_where() if where else None, include=["metadatas"])  # type: ignore[arg-type]
+        lessons = [_lesson(m) for m in got["metadatas"] or []]
+        return sorted(lessons, key=lambda x: (x.round, x.id))
+
+    def count(self, kind: LessonKind | None = None, status: LessonStatus | None = None) -> int:
+        if kind is None and status is None:
+            return int(self._col.count())
+        where = LessonFilter(kind=kind, status=status).to_where()
+        return len(self._col.get(where=where, include=[])["ids"])  # type: ignore[arg-type]
+
+    def search(
+        self,
+        text: str,
+        *,
+        kind: LessonKind | None = None,
+        k: int = 4,
+        where: LessonFilter | None = None,
+        mmr: float | None = None,
+    ) -> list[Lesson]:
+        """The ``k`` active lessons most similar to ``text`` (most similar first).
+
+        ``where`` narrows further (scope, round replay); ``mmr`` (a lambda in [0, 1]) trades
+        similarity for diversity with maximal marginal relevance.
+        """
+        return [x for x, _ in self.search_many([text], kind=kind, k=k, where=where, mmr=mmr)[0]]
 
     def search_many(
-        self, texts: list[str], *, kind: LessonKind | None = None, k: int = 4
-    ) -> list[list[Lesson]]:
+        self,
+        texts: list[str],
+        *,
+        kind: LessonKind | None = None,
+        k: int = 4,
+        where: LessonFilter | None = None,
+        mmr: float | None = None,
+    ) -> list[list[Hit]]:
+        """Scored hits for each text: ``(lesson, cosine similarity)``, most similar first."""
         if k <= 0 or not texts:
             return [[] for _ in texts]
-        total = self.count(kind)
-        if total == 0:
-            return [[] for _ in texts]
+        filt = (where or LessonFilter()).narrowed(kind=kind)
+        fetch = k if mmr is None else max(4 * k, 20)
         got = self._col.query(
             query_embeddings=self.embedder.embed(texts),  # type: ignore[arg-type]
-            n_results=min(k, total),
-            where={"kind": kind} if kind else None,
-            include=["documents", "metadatas"],
+            n_results=fetch,
+            where=filt.to_where(),  # type: ignore[arg-type]
+            include=["metadatas", "distances", *(["embeddings"] if mmr is not None else [])],
         )
-        return [
-            [_to_lesson(i, d, dict(m)) for i, d, m in zip(ids, docs, metas, strict=True)]
-            for ids, docs, metas in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
-            )
-        ]
+        out: list[list[Hit]] = []
+        for row, (metas, dists) in enumerate(
+            zip(got["metadatas"] or [], got["distances"] or [], strict=True)
+        ):
+            hits = [(_lesson(m), 1.0 - float(d)) for m, d in zip(metas, dists, strict=True)]
+            if mmr is not None and hits:
+                vectors = np.asarray(got["embeddings"][row], dtype=float)  # type: ignore[index]
+                hits = [hits[i] for i in mmr_order([s for _, s in hits], vectors, k=k, lam=mmr)]
+            out.append(hits[:k])
+        return out
+
+    def vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        """The stored embedding of each id (for curation's near-duplicate check)."""
+        if not ids:
+            return {}
+        got = self._col.get(ids=ids, include=["embeddings"])
+        return {i: [float(v) for v in e] for i, e in zip(got["ids"], got["embeddings"], strict=True)}  # type: ignore[arg-type]
+
+    def as_tool(self, *, k_examples: int = 4, k_strategies: int = 2) -> BaseTool:
+        """A langchain-core tool over the active lessons, for a user's own agent."""
+        from tutelage.tools.memory_search import memory_search_tool
+
+        return memory_search_tool(self, k_examples=k_examples, k_strategies=k_strategies)

@@ -1,15 +1,28 @@
-"""The lesson record: what the teacher learned about the student, with where it came from."""
+"""The lesson record: what the teacher learned, where it came from, whether it is in use and why."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Lesson", "LessonKind", "lesson_id"]
+__all__ = [
+    "Lesson",
+    "LessonKind",
+    "LessonStatus",
+    "Provenance",
+    "StatusChange",
+    "lesson_id",
+    "now",
+    "token_estimate",
+]
 
+# A new kind (e.g. "tool-hint") is one more literal here; retrieval and curation are per kind.
 LessonKind = Literal["strategy", "example"]
+LessonStatus = Literal["candidate", "active", "retired"]
+NEVER = 1_000_000  # the round a lesson that was never (or is still) active stops being active
 
 
 def lesson_id(kind: str, text: str, answer: str = "") -> str:
@@ -18,19 +31,60 @@ def lesson_id(kind: str, text: str, answer: str = "") -> str:
     return f"{kind[:2]}-{digest[:16]}"
 
 
-class Lesson(BaseModel):
-    """A ``strategy`` (a short general rule) or an ``example`` (a task input with a correct answer)."""
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
-    model_config = ConfigDict(frozen=True)
+
+def token_estimate(text: str) -> int:
+    """A model-free token count (about 4 characters a token, as the OpenAI tokenizer averages)."""
+    return max(1, (len(text) + 3) // 4)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Provenance(_Record):
+    """Where a lesson came from: the round, the failures it answers, the teacher and its prompt."""
+
+    round: int = 0
+    source_task_ids: tuple[str, ...] = ()
+    teacher_model: str = ""
+    diagnosis: str = ""
+    prompt_hash: str = ""
+
+
+class StatusChange(_Record):
+    """One step of a lesson's life (written, verified, rejected, merged, retired, edited)."""
+
+    status: LessonStatus
+    reason: str
+    round: int | None = None
+    at: str = ""
+
+
+class Lesson(_Record):
+    """A ``strategy`` (a short general rule) or an ``example`` (a task input with its correct answer).
+
+    The record is immutable; status changes and counter updates return a new record.
+    """
 
     id: str
     kind: LessonKind
     text: str
     answer: str = ""
-    round: int
-    source_task_id: str
-    teacher_model: str
-    diagnosis: str = ""
+    scope: str = ""
+    tags: tuple[str, ...] = ()
+    provenance: Provenance = Provenance()
+    status: LessonStatus = "candidate"
+    history: tuple[StatusChange, ...] = ()
+    retrieved: int = Field(0, ge=0)
+    helped: int = Field(0, ge=0)
+    hurt: int = Field(0, ge=0)
+    credited_round: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    embedding_model: str = ""
 
     @classmethod
     def make(
@@ -39,18 +93,84 @@ class Lesson(BaseModel):
         kind: LessonKind,
         text: str,
         answer: str = "",
-        round: int,
-        source_task_id: str,
-        teacher_model: str,
+        round: int = 0,
+        source_task_id: str = "",
+        teacher_model: str = "",
         diagnosis: str = "",
+        prompt_hash: str = "",
+        scope: str = "",
+        tags: tuple[str, ...] = (),
     ) -> Lesson:
+        """A new candidate lesson (its id comes from kind, text and answer)."""
+        stamp = now()
         return cls(
             id=lesson_id(kind, text, answer),
             kind=kind,
             text=text.strip(),
             answer=answer.strip(),
-            round=round,
-            source_task_id=source_task_id,
-            teacher_model=teacher_model,
-            diagnosis=diagnosis.strip(),
+            scope=scope,
+            tags=tags,
+            provenance=Provenance(
+                round=round,
+                source_task_ids=(source_task_id,) if source_task_id else (),
+                teacher_model=teacher_model,
+                diagnosis=diagnosis.strip(),
+                prompt_hash=prompt_hash,
+            ),
+            history=(
+                StatusChange(status="candidate", reason="written by the teacher", round=round, at=stamp),
+            ),
+            created_at=stamp,
+            updated_at=stamp,
         )
+
+    @property
+    def round(self) -> int:
+        return self.provenance.round
+
+    @property
+    def tokens(self) -> int:
+        return token_estimate(f"{self.text} {self.answer}")
+
+    @property
+    def active_from(self) -> int:
+        """The round from which the lesson was shown to the student (``NEVER`` if it never was)."""
+        for change in self.history:
+            if change.status == "active":
+                return change.round if change.round is not None else self.round
+        return NEVER
+
+    @property
+    def active_until(self) -> int:
+        """The first round in which it was no longer shown (``NEVER`` while it is active)."""
+        if self.active_from == NEVER:
+            return NEVER
+        for change in reversed(self.history):
+            if change.status == "retired" and self.status == "retired":
+                return change.round if change.round is not None else NEVER
+        return NEVER
+
+    def with_status(self, status: LessonStatus, reason: str, *, round: int | None = None) -> Lesson:
+        stamp = now()
+        change = StatusChange(status=status, reason=reason, round=round, at=stamp)
+        return self.model_copy(
+            update={"status": status, "history": (*self.history, change), "updated_at": stamp}
+        )
+
+    def with_counts(
+        self, *, retrieved: int = 0, helped: int = 0, hurt: int = 0, credited_round: int
+    ) -> Lesson:
+        return self.model_copy(
+            update={
+                "retrieved": self.retrieved + retrieved,
+                "helped": self.helped + helped,
+                "hurt": self.hurt + hurt,
+                "credited_round": max(self.credited_round, credited_round),
+                "updated_at": now(),
+            }
+        )
+
+    @property
+    def reason(self) -> str:
+        """Why the lesson has its current status."""
+        return self.history[-1].reason if self.history else ""

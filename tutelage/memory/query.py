@@ -1,0 +1,86 @@
+"""What a retrieval may see (status, kind, scope, a past round) and how hits are diversified and cut."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
+
+__all__ = ["LessonFilter", "fit_budget", "mmr_order"]
+
+
+@dataclass(frozen=True)
+class LessonFilter:
+    """Metadata filter for lessons.
+
+    ``as_of_round=r`` replays round ``r`` exactly: the lessons that were active while round ``r``'s
+    program ran (activated by then, not yet retired), whatever their status is now. Without it,
+    ``status`` applies (default: only active lessons).
+    """
+
+    kind: LessonKind | None = None
+    scope: str | None = None
+    status: LessonStatus | None = "active"
+    as_of_round: int | None = None
+
+    def narrowed(self, *, kind: LessonKind | None) -> LessonFilter:
+        return replace(self, kind=kind) if kind is not None else self
+
+    def to_where(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.kind is not None:
+            clauses.append({"kind": self.kind})
+        if self.scope is not None:
+            clauses.append({"scope": self.scope})
+        if self.as_of_round is not None:
+            clauses.append({"active_from": {"$lte": self.as_of_round}})
+            clauses.append({"active_until": {"$gt": self.as_of_round}})
+        elif self.status is not None:
+            clauses.append({"status": self.status})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def mmr_order(similarities: Sequence[float], vectors: np.ndarray, *, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: indices of ``k`` hits, each the best trade-off of similarity to the
+    query (weight ``lam``) against similarity to hits already chosen (weight ``1 - lam``)."""
+    if len(similarities) == 0:
+        return []
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1.0, norms)
+    pairwise = unit @ unit.T
+    relevance = np.asarray(similarities, dtype=float)
+    chosen: list[int] = [int(np.argmax(relevance))]
+    while len(chosen) < min(k, len(relevance)):
+        redundancy = pairwise[:, chosen].max(axis=1)
+        score = lam * relevance - (1.0 - lam) * redundancy
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+    return chosen
+
+
+def fit_budget(ranked: Sequence[Sequence[Lesson]], budget: int | None) -> list[list[Lesson]]:
+    """Keep lessons in rank order across the groups (strategies, examples) until ``budget`` tokens.
+
+    Groups are interleaved by rank, so one kind cannot crowd out the other; the first lesson is always
+    kept so a tight budget never empties the prompt.
+    """
+    if budget is None:
+        return [list(group) for group in ranked]
+    kept: list[list[Lesson]] = [[] for _ in ranked]
+    used, first = 0, True
+    for rank in range(max((len(g) for g in ranked), default=0)):
+        for g, group in enumerate(ranked):
+            if rank >= len(group):
+                continue
+            cost = group[rank].tokens
+            if first or used + cost <= budget:
+                kept[g].append(group[rank])
+                used += cost
+                first = False
+    return kept
