@@ -1,49 +1,177 @@
+"""Contract tests for the lesson store, run over embedded Chroma and a real `chroma run` server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tutelage.errors import ConfigError
-from tutelage.memory import ChromaLessonStore, Lesson, OpenAIEmbedder
-from tutelage.testing import HashEmbedder, ScriptedServer
-from tutelage.tools import memory_search_tool
+from tutelage.errors import ConfigError, EndpointError
+from tutelage.memory import (
+    ChromaLessonStore,
+    Lesson,
+    LessonFilter,
+    OpenAIEmbedder,
+    export_jsonl,
+    import_jsonl,
+    playbook_markdown,
+)
+from tutelage.testing import ChromaServer, HashEmbedder, ScriptedServer
+
+StoreFactory = Callable[..., ChromaLessonStore]
 
 
-def _example(text: str, answer: str, round_no: int = 1) -> Lesson:
-    return Lesson.make(
-        kind="example", text=text, answer=answer, round=round_no, source_task_id="train-1", teacher_model="t"
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    with ChromaServer(tmp_path_factory.mktemp("chroma-server")) as server:
+        yield server
+
+
+@pytest.fixture(params=["embedded", "server"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """A factory of stores on one backend; the same ``name`` reopens the same collection."""
+
+    def make(name: str = "main", embedder: HashEmbedder | None = None) -> ChromaLessonStore:
+        embedder = embedder or HashEmbedder()
+        if request.param == "embedded":
+            return ChromaLessonStore(tmp_path / name, embedder=embedder)
+        server: ChromaServer = request.getfixturevalue("chroma_server")
+        return ChromaLessonStore(url=server.url, embedder=embedder, collection=f"{name}-{tmp_path.name}")
+
+    return make
+
+
+def _example(text: str, answer: str, round_no: int = 1, status: str = "active") -> Lesson:
+    lesson = Lesson.make(
+        kind="example",
+        text=text,
+        answer=answer,
+        round=round_no,
+        source_task_id=f"train-{uuid.uuid4().hex[:4]}",
+        teacher_model="t",
+        scope="banking77",
     )
+    return lesson.with_status("active", "test", round=round_no) if status == "active" else lesson
 
 
-def test_writing_the_same_lesson_twice_is_a_no_op(tmp_path: Path) -> None:
-    store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
+def _strategy(text: str, round_no: int = 1) -> Lesson:
+    lesson = Lesson.make(kind="strategy", text=text, round=round_no, teacher_model="t", scope="banking77")
+    return lesson.with_status("active", "test", round=round_no)
+
+
+def test_writing_the_same_lesson_twice_is_a_no_op(make_store: StoreFactory) -> None:
+    store = make_store()
     lesson = _example("my card has not arrived yet", "card_arrival")
     assert store.add([lesson, lesson]) == [lesson.id]
-    assert store.add([lesson]) == []
+    assert store.add([lesson.with_status("retired", "again")]) == []
     assert store.count() == 1
+    assert store.get([lesson.id])[0].status == "active"
 
 
-def test_search_is_kind_aware_and_nearest_first(tmp_path: Path) -> None:
-    store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
+def test_search_is_kind_aware_nearest_first_and_sees_only_active_lessons(make_store: StoreFactory) -> None:
+    store = make_store()
     store.add(
         [
             _example("my card has not arrived yet", "card_arrival"),
             _example("how do I change my pin", "change_pin"),
-            Lesson.make(
-                kind="strategy", text="look at the action", round=1, source_task_id="x", teacher_model="t"
-            ),
+            _example("my card has not arrived yet, where is it", "card_arrival", status="candidate"),
+            _strategy("look at the action"),
         ]
     )
-    hits = store.search("when will my card arrive", kind="example", k=2)
+    hits = store.search("when will my card arrive", kind="example", k=3)
     assert [h.answer for h in hits] == ["card_arrival", "change_pin"]
     assert [h.kind for h in store.search("card", kind="strategy", k=5)] == ["strategy"]
-    assert store.count("example") == 2
+    assert store.count("example") == 3 and store.count("example", "active") == 2
 
 
-def test_memory_survives_reopening_and_refuses_another_embedding_model(tmp_path: Path) -> None:
-    ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder()).add([_example("pin", "change_pin")])
-    assert ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder()).all()[0].answer == "change_pin"
+def test_memory_survives_reopening_and_refuses_another_embedding_model(make_store: StoreFactory) -> None:
+    make_store("reopen").add([_example("pin", "change_pin")])
+    assert make_store("reopen").all()[0].answer == "change_pin"
     with pytest.raises(ConfigError, match="embedded with 'hash-128'"):
-        ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder(dim=64))
+        make_store("reopen", HashEmbedder(dim=64))
+
+
+def test_status_changes_keep_their_reasons_and_content_is_fixed_by_the_id(make_store: StoreFactory) -> None:
+    store = make_store()
+    lesson = _example("my card has not arrived yet", "card_arrival")
+    store.add([lesson])
+    store.set_status([lesson.id], "retired", "bad record: helped 0, hurt 4", round=2)
+    stored = store.get([lesson.id])[0]
+    assert stored.status == "retired" and stored.reason == "bad record: helped 0, hurt 4"
+    assert [c.status for c in stored.history] == ["candidate", "active", "retired"]
+    assert store.search("card arrived", kind="example", k=2) == []
+    with pytest.raises(ValueError, match="content is fixed"):
+        store.put([stored.model_copy(update={"answer": "card_delivery_estimate"})])
+
+
+def test_a_past_round_replays_with_the_lessons_active_then(make_store: StoreFactory) -> None:
+    store = make_store()
+    early = _example("my card has not arrived yet", "card_arrival", round_no=1)
+    late = _example("my card has still not arrived", "card_arrival", round_no=3)
+    store.add([early, late])
+    store.set_status([early.id], "retired", "merged", round=3)
+
+    def replay(r: int) -> set[str]:
+        return {x.id for x in store.search("card arrive", k=5, where=LessonFilter(as_of_round=r))}
+
+    assert replay(1) == {early.id} and replay(2) == {early.id}
+    assert replay(3) == {late.id}
+    assert {x.id for x in store.search("card arrive", k=5)} == {late.id}
+
+
+def test_mmr_trades_similarity_for_diversity(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.add(
+        [
+            _example("card not arrived", "card_arrival"),
+            _example("card not arrived yet", "card_arrival"),
+            _example("card not arrived still", "card_arrival"),
+            _example("card pin arrived blocked", "pin_blocked"),
+        ]
+    )
+    plain = store.search("card not arrived", kind="example", k=2)
+    diverse = store.search("card not arrived", kind="example", k=2, mmr=0.3)
+    assert {x.answer for x in plain} == {"card_arrival"}
+    assert {x.answer for x in diverse} == {"card_arrival", "pin_blocked"}
+
+
+def test_export_import_export_is_identical_across_backends(make_store: StoreFactory, tmp_path: Path) -> None:
+    source = make_store("source")
+    strategy = _strategy("Look at the action the customer asks for, not only the object.")
+    source.add(
+        [_example("my card has not arrived yet", "card_arrival"), strategy, _example("pin?", "change_pin")]
+    )
+    source.put([source.get([strategy.id])[0].with_counts(retrieved=3, helped=2, hurt=1, credited_round=1)])
+    source.set_status([strategy.id], "retired", "edited by a person", round=None)
+    first = export_jsonl(source)
+    (tmp_path / "lessons.jsonl").write_text(first)
+
+    target = ChromaLessonStore(tmp_path / "empty", embedder=HashEmbedder())
+    assert import_jsonl(target, tmp_path / "lessons.jsonl") == (3, 0)
+    assert export_jsonl(target) == first
+    assert import_jsonl(target, tmp_path / "lessons.jsonl") == (0, 3)
+
+
+def test_the_playbook_groups_by_scope_and_kind_with_counters_and_reasons(make_store: StoreFactory) -> None:
+    store = make_store()
+    keep = _strategy("Look at the action the customer asks for.")
+    gone = _example("where is my card", "card_arrival")
+    store.add([keep, gone, _example("my card has not arrived", "card_arrival")])
+    store.put([keep.with_counts(retrieved=5, helped=4, hurt=1, credited_round=1)])
+    store.set_status([gone.id], "retired", "bad record: helped 0, hurt 3", round=2)
+    text = playbook_markdown(store.all(), title="quickstart")
+    assert "## Scope: banking77" in text and "### Strategies (1)" in text and "#### `card_arrival`" in text
+    assert "helped 4 · hurt 1 · shown 5" in text
+    assert f"`{gone.id}` (example, retired)" in text and "bad record: helped 0, hurt 3" in text
+
+
+def test_unreachable_chroma_server_is_one_clear_error() -> None:
+    with pytest.raises(EndpointError, match=r"Chroma server at http://127\.0\.0\.1:9"):
+        ChromaLessonStore(url="http://127.0.0.1:9", embedder=HashEmbedder())
+    with pytest.raises(ConfigError, match="memory.url must look like"):
+        ChromaLessonStore(url="localhost:8000", embedder=HashEmbedder())
 
 
 def test_openai_embedder_over_http_feeds_the_store(tmp_path: Path) -> None:
@@ -57,9 +185,10 @@ def test_openai_embedder_over_http_feeds_the_store(tmp_path: Path) -> None:
         assert any(r.get("model") == "emb" for r in server.requests)
 
 
-def test_memory_search_tool_is_a_langchain_tool_returning_lessons(tmp_path: Path) -> None:
+def test_as_tool_gives_a_users_agent_the_active_lessons(tmp_path: Path) -> None:
     store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
-    store.add([_example("my card has not arrived yet", "card_arrival")])
-    tool = memory_search_tool(store, k_examples=1, k_strategies=1)
+    store.add([_example("my card has not arrived yet", "card_arrival"), _strategy("read the verb first")])
+    tool = store.as_tool(k_examples=1, k_strategies=1)
     assert tool.name == "search_lessons"
-    assert "card_arrival" in tool.invoke({"query": "card not arrived"})
+    reply = tool.invoke({"query": "card not arrived"})
+    assert "card_arrival" in reply and "read the verb first" in reply

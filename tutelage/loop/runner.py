@@ -45,8 +45,10 @@ class RunResult:
 
 
 def open_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = None) -> ChromaLessonStore:
+    """The run's lesson store: embedded under the run directory, or on the Chroma server at memory.url."""
     return ChromaLessonStore(
-        paths.memory,
+        None if cfg.memory.url else paths.memory,
+        url=cfg.memory.url,
         embedder=embedder or build_embedder(cfg.memory.embedder),
         collection=cfg.memory.collection,
     )
