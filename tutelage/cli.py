@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tutelage.errors import TutelageError
+from tutelage._cli import _env, _guard, console
+from tutelage.cli_memory import memory_app
 
 app = typer.Typer(
     help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True
 )
-memory_app = typer.Typer(help="Inspect a run's lesson memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
-console = Console()
-err_console = Console(stderr=True)
-
-T = TypeVar("T")
 
 
 def _pct(x: float | None) -> str:
@@ -71,18 +64,6 @@ class RichReporter:
         self.progress.console.print(text)
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """One clear line and a non-zero exit for every TutelageError; Ctrl-C says how to resume."""
-    try:
-        return fn()
-    except TutelageError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted; continue with `tutelage resume RUN_DIR`")
-        raise typer.Exit(130) from None
-
-
 def _summary(result: Any) -> None:
     table = Table(title=f"run {result.run_dir}")
     for col in ("round", "train acc", "diagnosed", "lessons", "k", "dev acc", "seconds"):
@@ -103,13 +84,6 @@ def _summary(result: Any) -> None:
         f"[bold]{_pct(result.test_after)}[/] after the last round"
     )
     console.print(f"metrics: {result.run_dir / 'metrics.json'}   report: {result.run_dir / 'report.md'}")
-
-
-def _env() -> None:
-    # The CLI shows progress itself; library warnings (e.g. a truncated small-model reply) stay in logs.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("dspy", "LiteLLM", "litellm", "httpx", "sentence_transformers", "chromadb"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 Overrides = Annotated[
@@ -178,31 +152,6 @@ def eval_(
         f"{result['suite']} {split}: accuracy [bold]{_pct(result['accuracy'])}[/] on {result['n']} items "
         f"({result['failures']} per-item failures) with {result['student']}"
     )
-
-
-@memory_app.command("list")
-def memory_list(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
-    kind: Annotated[str | None, typer.Option(help="strategy or example")] = None,
-) -> None:
-    """List the lessons in a run's memory."""
-    _env()
-    from tutelage.config import load_config
-    from tutelage.loop.rundir import RunPaths
-    from tutelage.loop.runner import open_memory
-
-    def load() -> list[Any]:
-        paths = RunPaths(run_dir)
-        paths.require()
-        return open_memory(paths, load_config(paths.config)).all()
-
-    lessons = [x for x in _guard(load) if kind is None or x.kind == kind]
-    table = Table(title=f"{len(lessons)} lessons in {run_dir}")
-    for col in ("id", "kind", "round", "source", "text", "answer"):
-        table.add_column(col, overflow="fold")
-    for x in lessons:
-        table.add_row(x.id, x.kind, str(x.round), x.source_task_id, x.text[:90], x.answer[:40])
-    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry

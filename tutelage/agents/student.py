@@ -21,6 +21,8 @@ from tutelage.evals.harness import Attempt, Solver
 from tutelage.evals.metrics import Metric, closest_choice
 from tutelage.evals.suites import Task
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.lesson import Lesson
+from tutelage.memory.query import LessonFilter, fit_budget
 
 __all__ = ["StudentProgram", "make_solver"]
 
@@ -28,7 +30,10 @@ __all__ = ["StudentProgram", "make_solver"]
 class StudentProgram(dspy.Module):
     """Retrieve ``k_examples`` example lessons and ``k_strategies`` strategies, then answer.
 
-    With ``choices`` (a closed label set) the reply is read as the choice it names or most resembles.
+    Retrieval sees the active lessons of ``scope`` (or, with ``as_of_round``, exactly those active
+    when that round ran), optionally diversified by MMR (``mmr`` is its lambda) and cut to
+    ``token_budget`` tokens. With ``choices`` (a closed label set) the reply is read as the choice it
+    names or most resembles.
     """
 
     def __init__(
@@ -39,6 +44,10 @@ class StudentProgram(dspy.Module):
         k_examples: int = 4,
         k_strategies: int = 0,
         choices: list[str] | None = None,
+        scope: str | None = None,
+        mmr: float | None = None,
+        token_budget: int | None = None,
+        as_of_round: int | None = None,
     ) -> None:
         super().__init__()
         self.instructions = instructions
@@ -47,12 +56,29 @@ class StudentProgram(dspy.Module):
         self.memory = memory
         self.k_examples = k_examples
         self.k_strategies = k_strategies
+        self.scope = scope
+        self.mmr = mmr
+        self.token_budget = token_budget
+        self.as_of_round = as_of_round
+        self.extra: list[Lesson] = []  # shown on top of retrieval (verifying a candidate lesson)
+
+    def retrieve(self, task: str) -> tuple[list[Lesson], list[Lesson]]:
+        """The example and strategy lessons shown for ``task``, most relevant first."""
+        if self.memory is None:
+            return [], []
+        where = LessonFilter(scope=self.scope, as_of_round=self.as_of_round)
+        kinds: list[list[Lesson]] = []
+        for kind, k in (("example", self.k_examples), ("strategy", self.k_strategies)):
+            extra = [x for x in self.extra if x.kind == kind]
+            found = self.memory.search(task, kind=kind, k=k, where=where, mmr=self.mmr) if k else []  # type: ignore[arg-type]
+            kinds.append(
+                [*extra, *(x for x in found if x.id not in {e.id for e in extra})][: max(k, len(extra))]
+            )
+        examples, strategies = fit_budget(kinds, self.token_budget)
+        return examples, strategies
 
     def forward(self, task: str) -> dspy.Prediction:
-        examples, strategies = [], []
-        if self.memory is not None:
-            examples = self.memory.search(task, kind="example", k=self.k_examples)
-            strategies = self.memory.search(task, kind="strategy", k=self.k_strategies)
+        examples, strategies = self.retrieve(task)
         demos = [*self.predict.demos, *({"task": x.text, "answer": x.answer} for x in reversed(examples))]
         out = self.predict(task=task, strategies="\n".join(f"- {s.text}" for s in strategies), demos=demos)
         answer = closest_choice(out.answer, self.choices) if self.choices else out.answer
@@ -60,24 +86,30 @@ class StudentProgram(dspy.Module):
             answer=answer, raw=out.answer, lesson_ids=[x.id for x in [*examples, *strategies]]
         )
 
-    def with_policy(
-        self, *, k_examples: int | None = None, k_strategies: int | None = None
-    ) -> StudentProgram:
-        """A copy that shares the memory and differs only in retrieval depth."""
+    def with_policy(self, **changes: Any) -> StudentProgram:
+        """A copy that shares the memory and differs only in the given retrieval settings."""
         copy = self.deepcopy()
-        copy.k_examples = self.k_examples if k_examples is None else k_examples
-        copy.k_strategies = self.k_strategies if k_strategies is None else k_strategies
+        for key, value in changes.items():
+            if key not in _POLICY:
+                raise TypeError(f"not a retrieval setting: {key}")
+            setattr(copy, key, value)
+        return copy
+
+    def with_lessons(self, lessons: list[Lesson]) -> StudentProgram:
+        """A copy that always shows ``lessons`` first (examples nearest the question, strategies on top)."""
+        copy = self.deepcopy()
+        copy.extra = list(lessons)
         return copy
 
     def deepcopy(self) -> StudentProgram:  # the memory store is shared, never copied
         copy = StudentProgram(
             self.instructions,
             memory=self.memory,
-            k_examples=self.k_examples,
-            k_strategies=self.k_strategies,
             choices=self.choices,
+            **{key: getattr(self, key) for key in _POLICY},
         )
         copy.predict = self.predict.deepcopy()
+        copy.extra = list(self.extra)
         return copy
 
     def reset_copy(self) -> StudentProgram:
@@ -87,10 +119,9 @@ class StudentProgram(dspy.Module):
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": "tutelage.student/1",
+            "format": "tutelage.student/2",
             "instructions": self.instructions,
-            "k_examples": self.k_examples,
-            "k_strategies": self.k_strategies,
+            **{key: getattr(self, key) for key in _POLICY},
             "choices": self.choices,
             "predict": self.predict.dump_state(),
         }
@@ -102,17 +133,20 @@ class StudentProgram(dspy.Module):
         tmp.replace(path)
 
     @classmethod
-    def load_json(cls, path: Path, *, memory: ChromaLessonStore | None) -> StudentProgram:
+    def load_json(
+        cls, path: Path, *, memory: ChromaLessonStore | None, as_of_round: int | None = None
+    ) -> StudentProgram:
+        """Reload a saved program; ``as_of_round`` replays the memory as it was in that round."""
         data = json.loads(Path(path).read_text())
-        program = cls(
-            data["instructions"],
-            memory=memory,
-            k_examples=data["k_examples"],
-            k_strategies=data["k_strategies"],
-            choices=data.get("choices"),
-        )
+        policy = {key: data[key] for key in _POLICY if key in data}
+        if as_of_round is not None:
+            policy["as_of_round"] = as_of_round
+        program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **policy)
         program.predict.load_state(data["predict"])
         return program
+
+
+_POLICY = ("k_examples", "k_strategies", "scope", "mmr", "token_budget", "as_of_round")
 
 
 def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric) -> Solver:

@@ -7,6 +7,8 @@ recorded as such on the diagnosis, not raised.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -34,6 +36,7 @@ class Diagnosis:
     diagnosis: str = ""
     strategies: list[str] = field(default_factory=list)
     error: str | None = None
+    prompt_hash: str = ""
 
 
 def parse_reply(raw: str) -> tuple[bool, str, list[str]]:
@@ -60,11 +63,20 @@ class Teacher(dspy.Module):
         if demo is not None:
             self.predict.demos = [dspy.Example(attempt=demo[0], reply=demo[1])]
 
-    def forward(self, task: str, student_answer: str, gold_answer: str) -> dspy.Prediction:
-        attempt = (
+    @staticmethod
+    def render(task: str, student_answer: str, gold_answer: str) -> str:
+        return (
             f"Task: {task}\nStudent answer: {student_answer or '(no answer)'}\nCorrect answer: {gold_answer}"
         )
-        return self.predict(attempt=attempt)
+
+    def prompt_hash(self, attempt: str) -> str:
+        """Identifies the exact teacher prompt (instructions, demos, input) behind a lesson."""
+        demos = [dict(d) for d in self.predict.demos]
+        blob = json.dumps([self.predict.signature.instructions, demos, attempt], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def forward(self, task: str, student_answer: str, gold_answer: str) -> dspy.Prediction:
+        return self.predict(attempt=self.render(task, student_answer, gold_answer))
 
     def diagnose(self, task: Task, attempt: Attempt, *, lm: dspy.LM) -> Diagnosis:
         try:
@@ -75,11 +87,14 @@ class Teacher(dspy.Module):
                 raise err from None
             return Diagnosis(task.id, "", False, error=f"{exc.__class__.__name__}: {str(exc)[:160]}")
         parsed, diagnosis, strategies = parse_reply(raw)
-        return Diagnosis(task.id, raw, parsed, diagnosis, strategies)
+        prompt = self.prompt_hash(self.render(task.input, attempt.answer, task.answer))
+        return Diagnosis(task.id, raw, parsed, diagnosis, strategies, prompt_hash=prompt)
 
 
-def lessons_from(diag: Diagnosis, task: Task, *, round: int, teacher_model: str) -> list[Lesson]:
-    """The gold-labelled example (always) plus any strategies the teacher wrote."""
+def lessons_from(
+    diag: Diagnosis, task: Task, *, round: int, teacher_model: str, scope: str = ""
+) -> list[Lesson]:
+    """Candidate lessons: the gold-labelled example (always) plus any strategies the teacher wrote."""
 
     def make(kind: LessonKind, text: str, answer: str = "") -> Lesson:
         return Lesson.make(
@@ -90,6 +105,8 @@ def lessons_from(diag: Diagnosis, task: Task, *, round: int, teacher_model: str)
             source_task_id=task.id,
             teacher_model=teacher_model,
             diagnosis=diag.diagnosis,
+            prompt_hash=diag.prompt_hash,
+            scope=scope,
         )
 
     return [make("example", task.input, task.answer), *(make("strategy", s) for s in diag.strategies)]

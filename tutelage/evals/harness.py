@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tutelage.evals.suites import Task
 
@@ -47,6 +47,16 @@ class EvalResult:
 R = TypeVar("R")
 
 
+class Item(Protocol):
+    """Anything with a stable id (a Task, a Lesson being verified)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=Item)
+
+
 def load_journal(path: Path | None, record: type[R] = Attempt) -> dict[str, R]:  # type: ignore[assignment]
     """Records already journaled at ``path`` (a torn last line from a kill is ignored)."""
     if path is None or not path.is_file():
@@ -72,8 +82,8 @@ def accuracy(attempts: Iterable[Attempt]) -> EvalResult:
 
 
 def run_tasks(
-    solve: Callable[[Task], R],
-    tasks: list[Task],
+    solve: Callable[[ItemT], R],
+    tasks: list[ItemT],
     *,
     concurrency: int = 4,
     journal: Path | None = None,
@@ -95,7 +105,7 @@ def run_tasks(
         journal.parent.mkdir(parents=True, exist_ok=True)
     sink = journal.open("a", encoding="utf-8") if journal is not None else None
 
-    def one(task: Task) -> None:
+    def one(task: ItemT) -> None:
         nonlocal finished
         attempt = solve(task)
         with lock:

@@ -16,11 +16,12 @@ from langgraph.runtime import Runtime
 
 from tutelage.agents.optimize import build_optimizer
 from tutelage.agents.student import StudentProgram, make_solver
-from tutelage.agents.teacher import Diagnosis, Teacher, lessons_from
+from tutelage.agents.teacher import Diagnosis, Teacher
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.suites import Task
 from tutelage.loop.rundir import write_metrics
 from tutelage.loop.state import LoopState, RunContext
+from tutelage.memory.curate import Outcome, apply_credit
 
 __all__ = [
     "attempt",
@@ -32,13 +33,12 @@ __all__ = [
     "sample_batch",
     "test_after",
     "test_before",
-    "write_lessons",
 ]
 
 Node = TypeVar("Node", bound=Callable[..., dict[str, Any]])
 
 
-def _timed(node: Node) -> Node:
+def timed(node: Node) -> Node:
     """Add the node's wall time to the round's seconds."""
 
     @functools.wraps(node)
@@ -53,8 +53,8 @@ def _timed(node: Node) -> Node:
     return cast(Node, wrapper)
 
 
-def _program(ctx: RunContext, path: str) -> StudentProgram:
-    return StudentProgram.load_json(ctx.paths.root / path, memory=ctx.memory)
+def load_program(ctx: RunContext, path: str, *, as_of_round: int | None = None) -> StudentProgram:
+    return StudentProgram.load_json(ctx.paths.root / path, memory=ctx.memory, as_of_round=as_of_round)
 
 
 def _shuffled_train(ctx: RunContext) -> list[Task]:
@@ -87,6 +87,9 @@ def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any
         k_examples=mem.k_examples,
         k_strategies=mem.k_strategies,
         choices=ctx.suite.labels if ctx.config.suite.snap_to_labels else None,
+        scope=ctx.suite.name,
+        mmr=mem.mmr,
+        token_budget=mem.token_budget,
     )
     path = ctx.paths.program(0)
     program.save_json(path, round=0, optimizer="initial")
@@ -112,13 +115,13 @@ def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
     return {"round": round_no, "batch_ids": [t.id for t in batch], "round_seconds": 0.0, "phase_seconds": {}}
 
 
-@_timed
+@timed
 def attempt(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The current student attempts the batch, concurrently and bounded, journaled per item."""
     ctx, r = runtime.context, state["round"]
     tasks = [ctx.tasks[i] for i in state["batch_ids"]]
     ctx.reporter.phase(f"round {r}: student attempts", len(tasks))
-    solve = make_solver(_program(ctx, state["program_path"]), lm=ctx.student_lm, metric=ctx.suite.metric)
+    solve = make_solver(load_program(ctx, state["program_path"]), lm=ctx.student_lm, metric=ctx.suite.metric)
     run_tasks(
         solve,
         tasks,
@@ -129,19 +132,21 @@ def attempt(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     return {}
 
 
-@_timed
+@timed
 def grade(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Read the graded attempts back; the failures go to the teacher."""
     ctx, r = runtime.context, state["round"]
     attempts: dict[str, Attempt] = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
     rows = [attempts[i] for i in state["batch_ids"] if i in attempts]
+    outcomes = [Outcome(a.lesson_ids, a.answer, ctx.tasks[a.task_id].answer, a.score) for a in rows]
+    apply_credit(ctx.memory, outcomes, round=r)
     return {
         "failed_ids": [a.task_id for a in rows if a.score < 1.0],
         "train_accuracy": accuracy(rows).accuracy,
     }
 
 
-@_timed
+@timed
 def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The teacher diagnoses each failure with the gold answer in hand (train items only)."""
     ctx, r = runtime.context, state["round"]
@@ -160,20 +165,7 @@ def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     return {}
 
 
-@_timed
-def write_lessons(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Turn diagnoses into lessons; ids come from content, so a rerun adds nothing twice."""
-    ctx, r = runtime.context, state["round"]
-    diagnoses = load_journal(ctx.paths.journal(r, "teacher"), Diagnosis)
-    lessons = []
-    for task_id in state["failed_ids"]:
-        diag = diagnoses.get(task_id) or Diagnosis(task_id, "", False, error="no diagnosis recorded")
-        lessons += lessons_from(diag, ctx.tasks[task_id], round=r, teacher_model=ctx.config.teacher.model)
-    added = ctx.memory.add(lessons)
-    return {"lessons_added": len(added)}
-
-
-@_timed
+@timed
 def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Run the configured DSPy optimizer; save the program the student uses next round as JSON."""
     ctx, r = runtime.context, state["round"]
@@ -187,17 +179,17 @@ def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str,
     optimizer = build_optimizer(
         loop.optimizer, candidates=loop.search_k, score=score, metric=ctx.suite.metric, lm=ctx.student_lm
     )
-    compiled = optimizer.compile(_program(ctx, state["program_path"]), trainset=search)
+    compiled = optimizer.compile(load_program(ctx, state["program_path"]), trainset=search)
     path = ctx.paths.program(r)
     compiled.save_json(path, round=r, optimizer=optimizer.report.optimizer, trials=optimizer.report.trials)
     return {"program_path": str(path.relative_to(ctx.paths.root)), "k_examples": compiled.k_examples}
 
 
-@_timed
+@timed
 def evaluate_dev(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Score the compiled program on the fixed dev split and record the round."""
     ctx, r = runtime.context, state["round"]
-    program = _program(ctx, state["program_path"])
+    program = load_program(ctx, state["program_path"])
     dev = _evaluate(ctx, program, ctx.suite.dev, ctx.paths.journal(r, "dev"), f"round {r}: dev evaluation")
     return {"dev_accuracy": dev}
 
@@ -208,7 +200,11 @@ def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
     row = {
         "round": r,
         "dev_accuracy": state["dev_accuracy"],
-        "lessons": ctx.memory.count(),
+        "lessons": ctx.memory.count(status="active"),
+        "lessons_stored": ctx.memory.count(),
+        "lessons_refused": state.get("lessons_refused", 0),
+        "lessons_rejected": state.get("lessons_rejected", 0),
+        "lessons_retired": state.get("lessons_retired", 0),
         "seconds": round(state.get("round_seconds", 0.0), 1),
         "train_accuracy": state.get("train_accuracy"),
         "diagnosed": len(state.get("failed_ids", [])),
@@ -232,7 +228,7 @@ def next_step(state: LoopState) -> str:
 def test_after(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Score the final program once on the held-out test split."""
     ctx = runtime.context
-    program = _program(ctx, state["program_path"])
+    program = load_program(ctx, state["program_path"])
     start = time.perf_counter()
     score = _evaluate(
         ctx, program, ctx.suite.test, ctx.paths.test_journal("after"), "test (after last round)"

@@ -10,6 +10,7 @@ from tutelage.evals.suites import Suite, Task
 from tutelage.loop.progress import Reporter
 from tutelage.loop.rundir import RunPaths
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.leakage import LeakageGuard
 
 __all__ = ["LoopState", "RunContext"]
 
@@ -23,6 +24,9 @@ class LoopState(TypedDict, total=False):
     phase_seconds: dict[str, float]
     train_accuracy: float
     lessons_added: int
+    lessons_refused: int
+    lessons_rejected: int
+    lessons_retired: int
     k_examples: int
     dev_accuracy: float
     rounds: list[dict[str, Any]]
@@ -44,6 +48,13 @@ class RunContext:
     paths: RunPaths
     reporter: Reporter
     tasks: dict[str, Task] = field(default_factory=dict)
+    guard: LeakageGuard = field(init=False)
 
     def __post_init__(self) -> None:
         self.tasks = self.suite.by_id()
+        mem = self.config.memory
+        self.guard = LeakageGuard(
+            ((t.id, t.input) for t in self.suite.guarded()),
+            n=mem.leakage_ngram,
+            threshold=mem.leakage_threshold,
+        )

@@ -33,9 +33,7 @@ class Overlap:
     n: int
 
     def reason(self) -> str:
-        return (
-            f"refused: leakage, {self.share:.0%} of its {self.n}-grams occur in test item {self.task_id}"
-        )
+        return f"refused: leakage, {self.share:.0%} of its {self.n}-grams occur in test item {self.task_id}"
 
 
 class LeakageGuard:

@@ -1,0 +1,37 @@
+"""What every ``tutelage`` command shares: the consoles, the error guard and quiet library logging."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tutelage.errors import TutelageError
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """One clear line and a non-zero exit for every TutelageError; Ctrl-C says how to resume."""
+    try:
+        return fn()
+    except TutelageError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted; continue with `tutelage resume RUN_DIR`")
+        raise typer.Exit(130) from None
+
+
+def _env() -> None:
+    # The CLI shows progress itself; library warnings (e.g. a truncated small-model reply) stay in logs.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("dspy", "LiteLLM", "litellm", "httpx", "sentence_transformers", "chromadb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
