@@ -42,7 +42,7 @@ def _store(tmp_path: Path) -> ChromaLessonStore:
         [
             Lesson.make(
                 kind="example", text=t, answer=a, round=1, source_task_id=f"train-{i}", teacher_model="t"
-            )
+            ).with_status("active", "verified", round=1)
             for i, (t, a) in enumerate(
                 [("my card has not arrived", "card_arrival"), ("change my pin", "change_pin")]
             )

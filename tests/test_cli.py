@@ -71,7 +71,7 @@ def test_memory_list_and_eval_read_a_finished_run(tmp_path: Path) -> None:
         run = tutelage.run(cfg)
         listed = runner.invoke(app, ["memory", "list", str(run.run_dir)])
         assert listed.exit_code == 0, listed.output
-        assert f"{run.metrics['rounds'][-1]['lessons']} lessons" in listed.output
+        assert f"{run.metrics['rounds'][-1]['lessons_stored']} lessons" in listed.output
         scored = runner.invoke(app, ["eval", "--memory", str(run.run_dir), "--limit", "5"])
         assert scored.exit_code == 0, scored.output
         assert "banking77 test: accuracy" in scored.output and "on 5 items" in scored.output

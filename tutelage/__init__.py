@@ -12,7 +12,7 @@ _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from tutelage.api import RunResult, Student, resume, run
+from tutelage.api import RunResult, Student, load_memory, resume, run
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import TutelageError
 
@@ -25,6 +25,7 @@ __all__ = [
     "TutelageError",
     "__version__",
     "load_config",
+    "load_memory",
     "resume",
     "run",
 ]

@@ -26,9 +26,10 @@ from tutelage.evals.suites import Task, load_suite
 from tutelage.loop.progress import Reporter
 from tutelage.loop.rundir import RunPaths
 from tutelage.loop.runner import RunResult, open_memory, resume_run, start_run
+from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.embed import Embedder
 
-__all__ = ["RunResult", "Student", "resume", "run"]
+__all__ = ["RunResult", "Student", "load_memory", "resume", "run"]
 
 
 def run(
@@ -57,6 +58,18 @@ def latest_program(paths: RunPaths) -> Path:
     return programs[-1]
 
 
+def load_memory(run_dir: str | Path, *, embedder: Embedder | None = None) -> ChromaLessonStore:
+    """A run's lesson store, e.g. to hand its lessons to your own agent.
+
+    Example:
+        >>> memory = tutelage.load_memory("runs/quickstart")  # doctest: +SKIP
+        >>> tool = memory.as_tool()  # a langchain-core tool: tool.invoke({"query": "card not arrived"})
+    """
+    paths = RunPaths(Path(run_dir))
+    paths.require()
+    return open_memory(paths, load_config(paths.config), embedder)
+
+
 class Student:
     """A trained student: the run's compiled program and lesson memory, callable on a task input.
 
@@ -80,15 +93,23 @@ class Student:
         lm: dspy.LM | None = None,
         program: str | Path | None = None,
         embedder: Embedder | None = None,
+        round: int | None = None,
     ) -> Student:
-        """Load ``run_dir``'s latest program (or ``program``) and memory; ``lm`` replaces its student LM."""
+        """Load ``run_dir``'s latest program (or ``program``) over its curated memory.
+
+        ``round=r`` replays round ``r`` exactly: that round's program, and only the lessons that were
+        active then. ``lm`` replaces the run's student LM.
+        """
         paths = RunPaths(Path(run_dir))
         paths.require()
         cfg = load_config(paths.config)
         memory = open_memory(paths, cfg, embedder)
-        compiled = StudentProgram.load_json(
-            Path(program) if program else latest_program(paths), memory=memory
+        if round is not None and not paths.program(round).is_file():
+            raise RunDirError(f"{paths.root} has no program for round {round}")
+        chosen = (
+            Path(program) if program else paths.program(round) if round is not None else latest_program(paths)
         )
+        compiled = StudentProgram.load_json(chosen, memory=memory, as_of_round=round)
         stack = contextlib.ExitStack()
         if lm is None:
             endpoints = stack.enter_context(open_endpoints(cfg.model_copy(update={"teacher": cfg.student})))

@@ -32,8 +32,10 @@ STATUSES: tuple[LessonStatus, ...] = ("active", "candidate", "retired")
 ANY = LessonFilter(status=None)
 COUNTERS = "helped hurt shown"  # a header that may wrap over its 0/0/0 cells
 
-Location = Annotated[Path, typer.Argument(help="a run directory, or a folder holding a lesson store")]
-LessonRef = Annotated[str, typer.Argument(help="a lesson id, or a unique prefix of one")]
+Location = Annotated[
+    Path, typer.Argument(metavar="LOCATION", help="a run directory, or a folder holding a lesson store")
+]
+LessonRef = Annotated[str, typer.Argument(metavar="ID", help="a lesson id, or a unique prefix of one")]
 KindOption = Annotated[LessonKind | None, typer.Option(help="only strategies or only examples")]
 
 
@@ -68,6 +70,16 @@ def _find(store: ChromaLessonStore, ref: str, loc: Path) -> Lesson:
     raise DataError(f"{ref!r} matches {len(matches)} lessons in {loc}: {shown}")
 
 
+def _next_round(store: ChromaLessonStore) -> int:
+    """The round a person's change takes effect in: the one after the last round that wrote or
+    credited a lesson (a person's own changes do not move it, so repeated edits stay in one round).
+
+    A change without a round would leave a retired lesson in every ``as_of_round`` replay (its
+    ``active_until`` stays open) and put an edited one into replays of rounds it never took part in.
+    """
+    return max((max(x.round, x.credited_round) for x in store.all()), default=0) + 1
+
+
 def _counters(x: Lesson) -> str:
     return f"{x.helped}/{x.hurt}/{x.retrieved}"
 
@@ -79,16 +91,12 @@ def _short(text: str, limit: int) -> str:
 
 def _table(title: str, *columns: str) -> Table:
     """Short fields never wrap; free text (text, answer, reason) takes the width that is left."""
-    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
     for col in columns:
-        prose = {"text": 3, "answer": 1, "reason": 3}.get(col)
-        table.add_column(
-            col,
-            no_wrap=prose is None,
-            ratio=prose,
-            overflow="fold",
-            justify="right" if col == "#" else "left",
-        )
+        short = col in ("#", "id", "kind", "status", "round", "similarity", "at")
+        table.add_column(col, no_wrap=short, overflow="fold", justify="right" if col == "#" else "left")
     return table
 
 
@@ -161,7 +169,7 @@ def memory_show(loc: Location, ref: LessonRef) -> None:
 @_command("search")
 def memory_search(
     loc: Location,
-    text: Annotated[str, typer.Argument(help="what to look for, e.g. a task input")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="what to look for, e.g. a task input")],
     kind: KindOption = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many hits")] = 5,
     all_: Annotated[bool, typer.Option("--all", help="search every status, not only active lessons")] = False,
@@ -192,8 +200,9 @@ def memory_retire(
     if x.status == "retired":
         console.print(Text(f"{x.id} is already retired ({x.reason}); nothing changed"))
         return
-    store.set_status([x.id], "retired", reason)
-    console.print(Text(f"{x.id}: {x.status} -> retired ({reason})"))
+    round_no = _next_round(store)
+    store.set_status([x.id], "retired", reason, round=round_no)
+    console.print(Text(f"{x.id}: {x.status} -> retired from round {round_no} ({reason})"))
 
 
 @_command("edit")
@@ -215,6 +224,7 @@ def memory_edit(
     new_id = lesson_id(old.kind, new_text, new_answer)
     if new_id == old.id:
         raise DataError(f"nothing to change in {old.id}: give a different --text or --answer")
+    round_no = _next_round(store)
     new = Lesson(
         id=new_id,
         kind=old.kind,
@@ -223,15 +233,14 @@ def memory_edit(
         scope=old.scope,
         tags=old.tags,
         provenance=old.provenance,
-    ).with_status("active", f"edited from {old.id}")
+    ).with_status("active", f"edited from {old.id}", round=round_no)
     new = new.model_copy(update={"created_at": new.updated_at})
     # The new lesson is written before the old one retires: an interruption never loses the lesson.
-    if not store.add([new]):
-        present = store.get([new.id])[0]
-        if present.status != "active":
-            store.set_status([new.id], "active", f"edited from {old.id}")
-    store.set_status([old.id], "retired", f"edited into {new.id}")
-    console.print(Text(f"new {new.id} (active): edited from {old.id}"))
+    # An edit may recreate a lesson stored before (e.g. undoing an edit): bring that one back.
+    if not store.add([new]) and store.get([new.id])[0].status != "active":
+        store.set_status([new.id], "active", f"edited from {old.id}", round=round_no)
+    store.set_status([old.id], "retired", f"edited into {new.id}", round=round_no)
+    console.print(Text(f"new {new.id} (active from round {round_no}): edited from {old.id}"))
     console.print(Text(f"old {old.id} ({old.status} -> retired): edited into {new.id}"))
 
 
@@ -265,7 +274,7 @@ def _write(path: Path, data: str) -> None:
 @_command("import")
 def memory_import(
     loc: Location,
-    file: Annotated[Path, typer.Argument(help="a JSONL export (`tutelage memory export`)")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="a JSONL export (`tutelage memory export`)")],
 ) -> None:
     """Add the lessons of an export, records unchanged; a new folder becomes a bare store."""
     # Parse everything before opening (or creating) the store: a bad row writes nothing.

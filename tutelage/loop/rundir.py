@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -13,6 +14,8 @@ import yaml
 
 from tutelage.config import RunConfig
 from tutelage.errors import RunDirError
+from tutelage.memory.lesson import Lesson, reason_category
+from tutelage.memory.playbook import playbook_markdown
 
 __all__ = ["RunPaths", "new_run_dir", "write_metrics", "write_report"]
 
@@ -98,31 +101,59 @@ def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lessons: int) -> None:
-    """A short Markdown report: the per-round table and the before/after test accuracy."""
+def _memory_section(lessons: list[Lesson]) -> list[str]:
+    """Status counts, why lessons were refused, rejected or retired, and the lessons that helped most."""
+    status = Counter(x.status for x in lessons)
+    lines = [
+        "## Lesson memory",
+        "",
+        f"{status['active']} active, {status['retired']} retired or rejected, {status['candidate']} pending "
+        f"({len(lessons)} stored). The whole playbook: `playbook.md`.",
+    ]
+    reasons = Counter(reason_category(x.reason) for x in lessons if x.status == "retired")
+    if reasons:
+        lines += ["", "| why not active | lessons |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in reasons.most_common(8)]
+    best = sorted((x for x in lessons if x.helped), key=lambda x: (x.hurt - x.helped, x.id))[:5]
+    if best:
+        lines += ["", "Lessons that helped most:", ""]
+        lines += [
+            f'- `{x.id}` {x.kind} "{x.text[:80]}"{" -> " + x.answer if x.answer else ""}: '
+            f"helped {x.helped}, hurt {x.hurt}, shown {x.retrieved}"
+            for x in best
+        ]
+    return lines
+
+
+def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lessons: list[Lesson]) -> None:
+    """``report.md`` (per-round table, test accuracy, memory summary) and ``playbook.md``."""
     test = metrics["test_accuracy"]
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}%"
 
+    active = sum(x.status == "active" for x in lessons)
     lines = [
         f"# tutelage run `{paths.root.name}`",
         "",
         f"Suite **{cfg.suite.name}**; student `{cfg.student.model}` ({cfg.student.provider}); "
-        f"teacher `{cfg.teacher.model}` ({cfg.teacher.provider}); optimizer `{cfg.loop.optimizer}`.",
+        f"teacher `{cfg.teacher.model}` ({cfg.teacher.provider}); optimizer `{cfg.loop.optimizer}`; "
+        f"verified writes `{cfg.memory.verify}`.",
         "",
         f"**Held-out test accuracy: {pct(test['before'])} before round 1 -> {pct(test['after'])} "
-        f"after the last round.** Lessons in memory: {lessons}.",
+        f"after the last round.** Active lessons: {active}.",
         "",
-        "| round | train acc (attempts) | failures diagnosed | lessons added | lessons total | k examples "
-        "| dev acc | seconds |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| round | train acc (attempts) | failures diagnosed | lessons written | refused (leakage) "
+        "| rejected (verify) | retired (curation) | active | k examples | dev acc | seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in metrics["rounds"]:
         lines.append(
             f"| {row['round']} | {pct(row.get('train_accuracy'))} | {row.get('diagnosed', 0)} "
-            f"| {row.get('lessons_added', 0)} | {row['lessons']} | {row.get('k_examples', '-')} "
-            f"| {pct(row['dev_accuracy'])} | {row['seconds']:.0f} |"
+            f"| {row.get('lessons_added', 0)} | {row.get('lessons_refused', 0)} "
+            f"| {row.get('lessons_rejected', 0)} | {row.get('lessons_retired', 0)} | {row['lessons']} "
+            f"| {row.get('k_examples', '-')} | {pct(row['dev_accuracy'])} | {row['seconds']:.0f} |"
         )
-    lines += ["", f"Stopped: {metrics.get('stop_reason') or 'running'}.", ""]
+    lines += ["", f"Stopped: {metrics.get('stop_reason') or 'running'}.", "", *_memory_section(lessons), ""]
     paths.report.write_text("\n".join(lines))
+    (paths.root / "playbook.md").write_text(playbook_markdown(lessons, title=f"run {paths.root.name}"))

@@ -90,7 +90,7 @@ def _drive(
             )
             state = build_graph(saver).invoke({} if fresh else None, config=config, context=ctx)
     metrics = write_metrics(paths, state)
-    write_report(paths, cfg, metrics, lessons=memory.count())
+    write_report(paths, cfg, metrics, lessons=memory.all())
     return RunResult(paths.root, metrics)
 
 

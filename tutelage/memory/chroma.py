@@ -210,7 +210,9 @@ class ChromaLessonStore:
         if k <= 0 or not texts:
             return [[] for _ in texts]
         filt = (where or LessonFilter()).narrowed(kind=kind)
-        fetch = k if mmr is None else max(4 * k, 20)
+        # A few extra hits so that equally similar lessons are cut by id, not by index order:
+        # a resumed run must retrieve exactly what an uninterrupted one did.
+        fetch = k + 8 if mmr is None else max(4 * k, 20)
         got = self._col.query(
             query_embeddings=self.embedder.embed(texts),  # type: ignore[arg-type]
             n_results=fetch,
@@ -222,9 +224,13 @@ class ChromaLessonStore:
             zip(got["metadatas"] or [], got["distances"] or [], strict=True)
         ):
             hits = [(_lesson(m), 1.0 - float(d)) for m, d in zip(metas, dists, strict=True)]
+            order = sorted(range(len(hits)), key=lambda i: (-round(hits[i][1], 6), hits[i][0].id))
             if mmr is not None and hits:
-                vectors = np.asarray(got["embeddings"][row], dtype=float)  # type: ignore[index]
+                vectors = np.asarray(got["embeddings"][row], dtype=float)[order]  # type: ignore[index]
+                hits = [hits[i] for i in order]
                 hits = [hits[i] for i in mmr_order([s for _, s in hits], vectors, k=k, lam=mmr)]
+            else:
+                hits = [hits[i] for i in order]
             out.append(hits[:k])
         return out
 

@@ -104,7 +104,7 @@ def curate(store: ChromaLessonStore, cfg: CurateConfig, *, round: int) -> Curati
         if x.hurt >= cfg.retire_min_hurt and x.hurt >= cfg.retire_hurt_share * (x.helped + x.hurt)
     ]
     for x in bad:
-        store.set_status([x.id], "retired", f"bad record: helped {x.helped}, hurt {x.hurt}", round=round)
+        store.set_status([x.id], "retired", f"bad record (helped {x.helped}, hurt {x.hurt})", round=round)
     report.bad_record = [x.id for x in bad]
     gone = set(report.bad_record)
 

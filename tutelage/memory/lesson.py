@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -16,6 +17,7 @@ __all__ = [
     "StatusChange",
     "lesson_id",
     "now",
+    "reason_category",
     "token_estimate",
 ]
 
@@ -33,6 +35,15 @@ def lesson_id(kind: str, text: str, answer: str = "") -> str:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+_IDS = re.compile(r"\b(?:train|dev|test)-\d+\b|\b[a-z]{2}-[0-9a-f]{16}\b")
+
+
+def reason_category(reason: str) -> str:
+    """A reason without its particulars, for tallies: 'rejected: source task … still fails with it'."""
+    head = re.split(r" \(|, ", reason, maxsplit=1)[0]
+    return re.sub(r"\b\d+\b", "N", _IDS.sub("…", head))
 
 
 def token_estimate(text: str) -> int:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from tutelage.errors import DataError
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.lesson import Lesson, lesson_id
+from tutelage.memory.lesson import Lesson, lesson_id, reason_category
 
 __all__ = ["export_jsonl", "import_jsonl", "playbook_markdown", "read_jsonl"]
 
@@ -104,7 +104,7 @@ def playbook_markdown(lessons: Iterable[Lesson], *, title: str) -> str:
                 for x in sorted(examples[answer], key=lambda x: (-x.helped, x.id)):
                     lines.append(f'- "{_short(x.text)}" — {_counters(x)} · {_origin(x)} · `{x.id}`')
     if retired:
-        reasons = Counter(x.reason.split(":")[0].split(" (")[0] for x in retired)
+        reasons = Counter(reason_category(x.reason) for x in retired)
         lines += ["", "## Retired, rejected and pending", ""]
         lines += [f"- {count} × {reason}" for reason, count in reasons.most_common()]
         lines.append("")
