@@ -43,3 +43,8 @@ def test_every_shipped_config_validates_and_the_quickstart_copy_matches_the_pack
     for path in root.glob("*.yaml"):
         load_config(path)
     assert load_config(root / "quickstart.yaml") == load_config(None)
+
+
+def test_verify_off_survives_yamls_boolean_reading() -> None:
+    assert load_config(None, ["memory.verify=off"]).memory.verify == "off"
+    assert load_config(None, ["memory.verify=probe"]).memory.verify == "probe"

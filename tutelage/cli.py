@@ -56,7 +56,9 @@ class RichReporter:
         self.progress.console.print(
             f"[bold]round {row['round']}[/]  train {_pct(row.get('train_accuracy'))}  "
             f"diagnosed {row.get('diagnosed', 0)}  "
-            f"lessons +{row.get('lessons_added', 0)} = {row['lessons']}  "
+            f"lessons written {row.get('lessons_added', 0)}, refused {row.get('lessons_refused', 0)}, "
+            f"rejected {row.get('lessons_rejected', 0)}, retired {row.get('lessons_retired', 0)}, "
+            f"active {row['lessons']}  "
             f"k={row.get('k_examples')}  [bold]dev {_pct(row['dev_accuracy'])}[/]  {row['seconds']:.0f}s"
         )
 
@@ -66,13 +68,27 @@ class RichReporter:
 
 def _summary(result: Any) -> None:
     table = Table(title=f"run {result.run_dir}")
-    for col in ("round", "train acc", "diagnosed", "lessons", "k", "dev acc", "seconds"):
+    for col in (
+        "round",
+        "train acc",
+        "diagnosed",
+        "written",
+        "rejected",
+        "retired",
+        "active",
+        "k",
+        "dev acc",
+    ):
         table.add_column(col, justify="right")
+    table.add_column("seconds", justify="right")
     for row in result.metrics["rounds"]:
         table.add_row(
             str(row["round"]),
             _pct(row.get("train_accuracy")),
             str(row.get("diagnosed", 0)),
+            str(row.get("lessons_added", 0)),
+            str(row.get("lessons_rejected", 0) + row.get("lessons_refused", 0)),
+            str(row.get("lessons_retired", 0)),
             str(row["lessons"]),
             str(row.get("k_examples")),
             _pct(row["dev_accuracy"]),
@@ -83,7 +99,10 @@ def _summary(result: Any) -> None:
         f"held-out test accuracy: [bold]{_pct(result.test_before)}[/] before round 1 -> "
         f"[bold]{_pct(result.test_after)}[/] after the last round"
     )
-    console.print(f"metrics: {result.run_dir / 'metrics.json'}   report: {result.run_dir / 'report.md'}")
+    console.print(
+        f"metrics: {result.run_dir / 'metrics.json'}   report: {result.run_dir / 'report.md'}   "
+        f"playbook: {result.run_dir / 'playbook.md'}"
+    )
 
 
 Overrides = Annotated[

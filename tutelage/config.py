@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tutelage.errors import ConfigError
 
@@ -96,6 +96,12 @@ class MemoryConfig(_Frozen):
     leakage_ngram: int = Field(8, ge=1, le=64)
     leakage_threshold: float = Field(0.5, gt=0.0, le=1.0)
     curate: CurateConfig = CurateConfig()
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false; `verify: off` must still mean "off".
+        return "off" if value is False else value
 
 
 class SuiteConfig(_Frozen):

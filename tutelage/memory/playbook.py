@@ -47,6 +47,10 @@ def import_jsonl(store: ChromaLessonStore, path: Path) -> tuple[int, int]:
     return len(added), len(lessons) - len(added)
 
 
+def _n(count: int, one: str, many: str = "") -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def _counters(x: Lesson) -> str:
     return f"helped {x.helped} · hurt {x.hurt} · shown {x.retrieved}"
 
@@ -75,9 +79,11 @@ def playbook_markdown(lessons: Iterable[Lesson], *, title: str) -> str:
     lines = [
         f"# Playbook: {title}",
         "",
-        f"{len(active)} active lessons ({kinds['strategy']} strategies, {kinds['example']} examples); "
-        f"{len(retired)} retired, rejected or pending. Counters: *helped* = shown on a right answer it "
-        "supports, *hurt* = shown on a wrong answer it led to, *shown* = times retrieved.",
+        f"{_n(len(active), 'active lesson')} ({_n(kinds['strategy'], 'strategy', 'strategies')}, "
+        f"{_n(kinds['example'], 'example')}); {len(retired)} retired, rejected or pending.",
+        "",
+        "Counters: *helped* = shown on a right answer it supports, *hurt* = shown on a wrong answer it "
+        "led to, *shown* = times retrieved.",
     ]
     scopes: dict[str, list[Lesson]] = defaultdict(list)
     for x in active:
