@@ -192,3 +192,13 @@ def test_as_tool_gives_a_users_agent_the_active_lessons(tmp_path: Path) -> None:
     assert tool.name == "search_lessons"
     reply = tool.invoke({"query": "card not arrived"})
     assert "card_arrival" in reply and "read the verb first" in reply
+
+
+def test_a_narrow_filter_still_finds_its_lesson_among_many_closer_ones(make_store: StoreFactory) -> None:
+    store = make_store()
+    crowd = [_example(f"card not arrived {i}", "card_arrival") for i in range(100)]
+    rare = Lesson.make(kind="example", text="pin blocked", answer="pin_blocked", round=1, scope="other")
+    store.add([*crowd, rare.with_status("active", "test", round=1)])
+    hits = store.search("card not arrived", k=1, where=LessonFilter(scope="other"))
+    assert [x.id for x in hits] == [rare.id]
+    assert len(store.search("card not arrived", k=3, where=LessonFilter(scope="banking77"))) == 3

@@ -47,6 +47,13 @@ def _lesson(meta: Any) -> Lesson:
     return Lesson.model_validate_json(meta["record"])
 
 
+def _row(got: Any, i: int) -> list[tuple[Any, float, Any]]:
+    """Query result ``i`` as (metadata, cosine similarity, vector or None) triples."""
+    metas, dists = got["metadatas"][i], got["distances"][i]
+    vecs = got["embeddings"][i] if got.get("embeddings") is not None else [None] * len(metas)
+    return [(m, 1.0 - float(d), v) for m, d, v in zip(metas, dists, vecs, strict=True)]
+
+
 def _client(path: str | Path | None, url: str | None) -> Any:
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if url is None:
@@ -213,25 +220,47 @@ class ChromaLessonStore:
         # A few extra hits so that equally similar lessons are cut by id, not by index order:
         # a resumed run must retrieve exactly what an uninterrupted one did.
         fetch = k + 8 if mmr is None else max(4 * k, 20)
+        include = ["metadatas", "distances", *(["embeddings"] if mmr is not None else [])]
+        vectors = self.embedder.embed(texts)
+        # Chroma evaluates a metadata filter over the whole collection before the vector search, which
+        # dominates at 10k+ lessons. Most lessons pass the filter, so search unfiltered a few times
+        # wider and filter here; only queries left with too few hits repeat with Chroma's filter.
+        total = self._col.count()
+        if total == 0:
+            return [[] for _ in texts]
         got = self._col.query(
-            query_embeddings=self.embedder.embed(texts),  # type: ignore[arg-type]
-            n_results=fetch,
-            where=filt.to_where(),  # type: ignore[arg-type]
-            include=["metadatas", "distances", *(["embeddings"] if mmr is not None else [])],
+            query_embeddings=vectors,  # type: ignore[arg-type]
+            n_results=min(total, fetch * 8),
+            include=include,  # type: ignore[arg-type]
         )
+        rows: list[list[tuple[Any, float, Any]]] = []
+        redo: list[int] = []
+        for i in range(len(texts)):
+            row = _row(got, i)
+            kept = [hit for hit in row if filt.matches(hit[0])]
+            if len(kept) < fetch and len(row) < total:
+                redo.append(i)
+            rows.append(kept)
+        if redo:
+            again = self._col.query(
+                query_embeddings=[vectors[i] for i in redo],  # type: ignore[arg-type]
+                n_results=fetch,
+                where=filt.to_where(),  # type: ignore[arg-type]
+                include=include,  # type: ignore[arg-type]
+            )
+            for n, i in enumerate(redo):
+                rows[i] = _row(again, n)
         out: list[list[Hit]] = []
-        for row, (metas, dists) in enumerate(
-            zip(got["metadatas"] or [], got["distances"] or [], strict=True)
-        ):
-            hits = [(_lesson(m), 1.0 - float(d)) for m, d in zip(metas, dists, strict=True)]
-            order = sorted(range(len(hits)), key=lambda i: (-round(hits[i][1], 6), hits[i][0].id))
+        for row in rows:
+            top = sorted(row, key=lambda h: -h[1])[:fetch]
+            hits = sorted(
+                ((_lesson(meta), sim, vec) for meta, sim, vec in top),
+                key=lambda h: (-round(h[1], 6), h[0].id),
+            )
             if mmr is not None and hits:
-                vectors = np.asarray(got["embeddings"][row], dtype=float)[order]  # type: ignore[index]
-                hits = [hits[i] for i in order]
-                hits = [hits[i] for i in mmr_order([s for _, s in hits], vectors, k=k, lam=mmr)]
-            else:
-                hits = [hits[i] for i in order]
-            out.append(hits[:k])
+                vecs = np.asarray([h[2] for h in hits], dtype=float)
+                hits = [hits[j] for j in mmr_order([h[1] for h in hits], vecs, k=k, lam=mmr)]
+            out.append([(lesson, sim) for lesson, sim, _ in hits[:k]])
         return out
 
     def vectors(self, ids: list[str]) -> dict[str, list[float]]:

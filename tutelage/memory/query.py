@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +29,16 @@ class LessonFilter:
 
     def narrowed(self, *, kind: LessonKind | None) -> LessonFilter:
         return replace(self, kind=kind) if kind is not None else self
+
+    def matches(self, meta: Mapping[str, Any]) -> bool:
+        """The same test as ``to_where``, on a record's flat metadata (for client-side filtering)."""
+        if self.kind is not None and meta.get("kind") != self.kind:
+            return False
+        if self.scope is not None and meta.get("scope") != self.scope:
+            return False
+        if self.as_of_round is not None:
+            return bool(meta["active_from"] <= self.as_of_round < meta["active_until"])
+        return self.status is None or meta.get("status") == self.status
 
     def to_where(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
