@@ -202,3 +202,14 @@ def test_a_narrow_filter_still_finds_its_lesson_among_many_closer_ones(make_stor
     hits = store.search("card not arrived", k=1, where=LessonFilter(scope="other"))
     assert [x.id for x in hits] == [rare.id]
     assert len(store.search("card not arrived", k=3, where=LessonFilter(scope="banking77"))) == 3
+
+
+def test_the_token_budget_keeps_the_most_relevant_lessons_of_each_kind() -> None:
+    from tutelage.memory.query import fit_budget
+
+    examples = [_example("word " * 20, f"label_{i}") for i in range(3)]  # ~30 tokens each
+    strategies = [_strategy("short rule number " + str(i)) for i in range(3)]  # ~6 tokens each
+    kept_examples, kept_strategies = fit_budget([examples, strategies], 70)
+    assert kept_examples == examples[:2] and kept_strategies == strategies  # interleaved by rank
+    assert fit_budget([examples, strategies], 1) == [examples[:1], []]  # never an empty prompt
+    assert fit_budget([examples, strategies], None) == [examples, strategies]
