@@ -13,8 +13,6 @@ Standalone (no pytest); writes only to temporary directories.
 
 from __future__ import annotations
 
-import tutelage  # noqa: F401  (first: sets the offline LiteLLM/HF/telemetry environment defaults)
-
 import argparse
 import cProfile
 import csv
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+import tutelage  # before chromadb/transformers: sets the offline LiteLLM/HF/telemetry defaults
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import Lesson, LessonKind
 from tutelage.memory.query import LessonFilter
@@ -53,7 +52,15 @@ SCOPES: dict[str, tuple[str, ...]] = {  # scope -> intent-name keywords (first m
 }
 DEFAULT_SCOPE = "account"
 PREFIXES = ("", "Hi, ", "Hello! ", "Hey there. ", "Good morning, ", "Quick question: ", "Urgent: ", "Sorry, ")
-SUFFIXES = ("", " Thanks.", " Please help.", " This is urgent.", " Thank you!", " Any update?", " ASAP please.")
+SUFFIXES = (
+    "",
+    " Thanks.",
+    " Please help.",
+    " This is urgent.",
+    " Thank you!",
+    " Any update?",
+    " ASAP please.",
+)
 STRATEGIES = (
     "When the message is about {intent}, label it {intent} even if it also mentions {other}.",
     "Messages that mention {kw} usually mean {intent}; check for {other} only if money already left.",
@@ -103,11 +110,15 @@ class PrecomputedEmbedder:
 class Corpus:
     """Synthetic lesson and query texts with their vectors (one cluster per banking77 intent)."""
 
-    def __init__(self, n_lessons: int, n_queries: int, seed: int = SEED) -> None:
+    def __init__(
+        self, n_lessons: int, n_queries: int, *, random_scope: bool = False, seed: int = SEED
+    ) -> None:
         rng = np.random.default_rng(seed)
         train, test = read_rows("train.csv"), read_rows("test.csv")
         intents = sorted({c for _, c in train})
-        centroid = {c: v for c, v in zip(intents, _unit(rng.standard_normal((len(intents), DIM))), strict=True)}
+        centroid = {
+            c: v for c, v in zip(intents, _unit(rng.standard_normal((len(intents), DIM))), strict=True)
+        }
 
         texts: list[str] = []
         intent_of: list[str] = []
@@ -147,7 +158,12 @@ class Corpus:
             self.queries.append(q)
             texts.append(q)
             intent_of.append(intent)
-        self.query_scopes = [_pick(rng, (*SCOPES, DEFAULT_SCOPE)) for _ in range(n_queries)]
+        # A scope is a suite: a query usually comes from the suite whose lessons it resembles, so by
+        # default it filters on its own intent's scope. --random-scope draws the scope independently
+        # (the adversarial case: the nearest lessons mostly belong to other scopes).
+        drawn = [_pick(rng, (*SCOPES, DEFAULT_SCOPE)) for _ in range(n_queries)]
+        own = [scope_of(intent) for intent in intent_of[-n_queries:]] if n_queries else []
+        self.query_scopes = drawn if random_scope else own
         self.query_rounds = [int(rng.integers(1, ROUNDS + 1)) for _ in range(n_queries)]
 
         # same-intent cosine ~0.6, as MiniLM gives paraphrases; noise keeps every vector distinct
@@ -194,10 +210,11 @@ class TimedCollection:
     def __init__(self, col: Any) -> None:
         self._col = col
         self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._col, name)
-        if name not in ("add", "get", "query") or not callable(attr):
+        if name not in ("add", "get", "query", "count") or not callable(attr):
             return attr
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -206,11 +223,13 @@ class TimedCollection:
                 return attr(*args, **kwargs)
             finally:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+                self.calls[name] = self.calls.get(name, 0) + 1
 
         return timed
 
     def reset(self) -> None:
         self.seconds.clear()
+        self.calls.clear()
 
 
 # -- one size -------------------------------------------------------------------------------------
@@ -235,7 +254,10 @@ class SizeResult:
     active: Latency
     filtered: Latency
     filtered_raw: Latency
+    hnsw_only: Latency
     filtered_chroma_ms: float  # mean time inside collection.query for a filtered search
+    filtered_count_ms: float  # mean time inside collection.count for a filtered search
+    filtered_query_calls: float  # collection.query calls per filtered search
     short_results: int  # filtered queries that found fewer than k lessons
     disk_mb: float
 
@@ -251,7 +273,9 @@ def _time(fn: Callable[[], object], into: Latency) -> object:
     return out
 
 
-def bench_size(corpus: Corpus, size: int, n_queries: int, root: Path, profile: bool) -> SizeResult:
+def bench_size(
+    corpus: Corpus, size: int, n_queries: int, root: Path, *, add_batch: int, profile: bool
+) -> SizeResult:
     t0 = time.perf_counter()
     lessons = corpus.lessons(size)
     log(f"[{size:>7,}] built {len(lessons):,} lesson records in {time.perf_counter() - t0:.1f}s")
@@ -263,7 +287,11 @@ def bench_size(corpus: Corpus, size: int, n_queries: int, root: Path, profile: b
 
     emb.seconds = 0.0
     t0 = time.perf_counter()
-    added = store.add(lessons)
+    # store.add checks all ids in one collection.get: above ~32k ids SQLite refuses ("too many SQL
+    # variables"), so the lessons go in as several add calls, as successive rounds would write them
+    added: list[str] = []
+    for start in range(0, len(lessons), add_batch):
+        added += store.add(lessons[start : start + add_batch])
     wall = time.perf_counter() - t0
     assert len(added) == size, f"expected {size} new lessons, stored {len(added)}"
     write = SizeResult(
@@ -276,7 +304,10 @@ def bench_size(corpus: Corpus, size: int, n_queries: int, root: Path, profile: b
         active=Latency(),
         filtered=Latency(),
         filtered_raw=Latency(),
+        hnsw_only=Latency(),
         filtered_chroma_ms=0.0,
+        filtered_count_ms=0.0,
+        filtered_query_calls=0.0,
         short_results=0,
         disk_mb=sum(p.stat().st_size for p in (root / f"store-{size}").rglob("*") if p.is_file()) / 1e6,
     )
@@ -302,6 +333,8 @@ def bench_size(corpus: Corpus, size: int, n_queries: int, root: Path, profile: b
         hits = _time(lambda q=q, f=f: store.search(q, kind="example", k=4, where=f), write.filtered)  # type: ignore[misc]
         write.short_results += len(hits) < 4  # type: ignore[arg-type]
     write.filtered_chroma_ms = timed.seconds.get("query", 0.0) * 1000 / len(queries)
+    write.filtered_count_ms = timed.seconds.get("count", 0.0) * 1000 / len(queries)
+    write.filtered_query_calls = timed.calls.get("query", 0) / len(queries)
 
     # the same filtered query straight on the collection, ids and distances only (no records back)
     vectors = emb.embed(queries)
@@ -312,6 +345,13 @@ def bench_size(corpus: Corpus, size: int, n_queries: int, root: Path, profile: b
                 query_embeddings=[vec], n_results=4, where=where, include=["distances"]
             ),
             write.filtered_raw,
+        )
+    for vec in vectors:  # no where at all: HNSW alone (the store never queries like this)
+        _time(
+            lambda vec=vec: timed._col.query(  # type: ignore[misc]
+                query_embeddings=[vec], n_results=4, include=["distances"]
+            ),
+            write.hnsw_only,
         )
 
     if profile:
@@ -345,7 +385,12 @@ class EmbedResult:
     threads: int
 
 
-def bench_embedder(n_batch: int, n_single: int) -> EmbedResult:
+def bench_embedder(n_batch: int, n_single: int) -> list[EmbedResult]:
+    """The packaged MiniLM with torch's default thread count, then (if that is not 1) one thread.
+
+    On a small shared machine torch's intra-op pool can stall badly when another process holds a
+    core, so both settings are measured.
+    """
     import torch
 
     from tutelage.memory.embed import SentenceTransformerEmbedder
@@ -360,16 +405,20 @@ def bench_embedder(n_batch: int, n_single: int) -> EmbedResult:
     first_s = time.perf_counter() - t0
     log(f"[embed] MiniLM loaded in {load_s:.1f}s; embedding {len(texts):,} texts")
 
-    t0 = time.perf_counter()
-    for start in range(0, len(texts), 500):
-        vecs = embedder.embed(texts[start : start + 500])
-        assert len(vecs[0]) == DIM
-    batch_s = time.perf_counter() - t0
-
-    single = Latency()
-    for text in texts[:n_single]:
-        _time(lambda text=text: embedder.embed([text]), single)  # type: ignore[misc]
-    return EmbedResult(load_s, first_s, len(texts), batch_s, single, torch.get_num_threads())
+    results: list[EmbedResult] = []
+    for threads in dict.fromkeys((torch.get_num_threads(), 1)):
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        for start in range(0, len(texts), 500):
+            vecs = embedder.embed(texts[start : start + 500])
+            assert len(vecs[0]) == DIM
+        batch_s = time.perf_counter() - t0
+        single = Latency()
+        for text in texts[:n_single]:
+            _time(lambda text=text: embedder.embed([text]), single)  # type: ignore[misc]
+        results.append(EmbedResult(load_s, first_s, len(texts), batch_s, single, threads))
+        log(f"[embed] torch threads {threads}: {len(texts) / batch_s:,.0f} texts/s")
+    return results
 
 
 # -- reporting ------------------------------------------------------------------------------------
@@ -402,7 +451,7 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
         print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def report(results: Sequence[SizeResult], n_queries: int, embed: EmbedResult | None, wall: float) -> None:
+def report(results: Sequence[SizeResult], n_queries: int, embed: Sequence[EmbedResult], wall: float) -> None:
     print_table(
         f"Lesson store (embedded Chroma, {DIM}-dim, k=4, {n_queries} queries; embedding excluded)",
         (
@@ -415,6 +464,8 @@ def report(results: Sequence[SizeResult], n_queries: int, embed: EmbedResult | N
             "scope+round p95",
             "raw p50",
             "raw p95",
+            "hnsw p50",
+            "hnsw p95",
             "1st query",
             "<k hits",
             "disk MB",
@@ -430,6 +481,8 @@ def report(results: Sequence[SizeResult], n_queries: int, embed: EmbedResult | N
                 f"{r.filtered.pct(95):.2f}",
                 f"{r.filtered_raw.pct(50):.2f}",
                 f"{r.filtered_raw.pct(95):.2f}",
+                f"{r.hnsw_only.pct(50):.2f}",
+                f"{r.hnsw_only.pct(95):.2f}",
                 f"{r.first_query_ms:.1f}",
                 f"{r.short_results}",
                 f"{r.disk_mb:.0f}",
@@ -440,11 +493,21 @@ def report(results: Sequence[SizeResult], n_queries: int, embed: EmbedResult | N
     print(
         "latencies in ms. active = store.search(q, k=4) (default active-only filter); "
         "scope+round = store.search(q, kind='example', k=4, where=LessonFilter(scope=s, as_of_round=r)); "
-        "raw = the same filtered query on the collection, ids+distances only (no records, no parsing)."
+        "raw = the same filtered query on the collection, ids+distances only (no records, no parsing); "
+        "hnsw = the collection queried with no where at all."
     )
     print_table(
         "Where the time goes",
-        ("lessons", "write: chroma add", "id check", "python", "search: chroma query", "python/hit parse"),
+        (
+            "lessons",
+            "write: chroma add",
+            "id check",
+            "python",
+            "search: chroma query",
+            "queries/search",
+            "chroma count",
+            "python/hit parse",
+        ),
         [
             (
                 f"{r.size:,}",
@@ -452,30 +515,44 @@ def report(results: Sequence[SizeResult], n_queries: int, embed: EmbedResult | N
                 f"{r.write_check_s:.2f}s",
                 f"{r.write_s - r.write_chroma_s - r.write_check_s:.2f}s",
                 f"{r.filtered_chroma_ms:.2f} ms",
-                f"{max(0.0, float(np.mean(r.filtered.ms)) - r.filtered_chroma_ms):.2f} ms",
+                f"{r.filtered_query_calls:.2f}",
+                f"{r.filtered_count_ms:.2f} ms",
+                f"{float(np.mean(r.filtered.ms)) - r.filtered_chroma_ms - r.filtered_count_ms:.2f} ms",
             )
             for r in results
         ],
     )
     print(
         "write python = dedupe, model_copy and the metadata/JSON record per lesson; "
-        "search columns are means over the scope+round queries."
+        "search columns are means over the scope+round queries "
+        "(queries/search > 1: the store repeated the query with Chroma's where filter)."
     )
 
-    if embed is not None:
+    if embed:
         print_table(
-            f"Embedding (packaged all-MiniLM-L6-v2, CPU, torch threads {embed.threads})",
-            ("load s", "first call s", "texts", "batch s", "texts/s", "single p50 ms", "single p95 ms"),
+            "Embedding (packaged all-MiniLM-L6-v2, CPU; load and first call measured once)",
+            (
+                "torch threads",
+                "load s",
+                "first call s",
+                "texts",
+                "batch s",
+                "texts/s",
+                "single p50 ms",
+                "single p95 ms",
+            ),
             [
                 (
-                    f"{embed.load_s:.2f}",
-                    f"{embed.first_call_s:.2f}",
-                    f"{embed.batch_texts:,}",
-                    f"{embed.batch_s:.2f}",
-                    f"{embed.batch_texts / embed.batch_s:,.0f}",
-                    f"{embed.single.pct(50):.1f}",
-                    f"{embed.single.pct(95):.1f}",
+                    f"{e.threads}",
+                    f"{e.load_s:.2f}",
+                    f"{e.first_call_s:.2f}",
+                    f"{e.batch_texts:,}",
+                    f"{e.batch_s:.2f}",
+                    f"{e.batch_texts / e.batch_s:,.0f}",
+                    f"{e.single.pct(50):.1f}",
+                    f"{e.single.pct(95):.1f}",
                 )
+                for e in embed
             ],
         )
 
@@ -499,24 +576,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embed-texts", type=int, default=2000, help="texts for the embedding throughput")
     parser.add_argument("--embed-singles", type=int, default=50, help="single-text embedding calls")
     parser.add_argument("--profile", action="store_true", help="cProfile 20 filtered searches at each size")
+    parser.add_argument("--add-batch", type=int, default=10_000, help="lessons per store.add call")
+    parser.add_argument(
+        "--random-scope",
+        action="store_true",
+        help="filter on a random scope, not the query's own (adversarial: nearest lessons are elsewhere)",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="parent for the temp store dirs")
     args = parser.parse_args(argv)
 
     sizes = [1000] if args.quick else sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s})
     n_queries = 50 if args.quick else args.queries
-    if not sizes or min(sizes) <= 0 or n_queries <= 0:
-        parser.error("--sizes and --queries must be positive")
+    if not sizes or min(sizes) <= 0 or n_queries <= 0 or args.add_batch <= 0:
+        parser.error("--sizes, --queries and --add-batch must be positive")
 
     started = time.perf_counter()
     print(machine_line())
     log(f"generating texts and vectors for {max(sizes):,} lessons and {n_queries} queries")
-    corpus = Corpus(max(sizes), n_queries)
+    corpus = Corpus(max(sizes), n_queries, random_scope=args.random_scope)
 
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="tutelage-bench-", dir=args.dir) as tmp:
         for size in sizes:
-            results.append(bench_size(corpus, size, n_queries, Path(tmp), args.profile))
-    embed = None if args.no_embed else bench_embedder(args.embed_texts, args.embed_singles)
+            results.append(
+                bench_size(corpus, size, n_queries, Path(tmp), add_batch=args.add_batch, profile=args.profile)
+            )
+    embed = [] if args.no_embed else bench_embedder(args.embed_texts, args.embed_singles)
     report(results, n_queries, embed, time.perf_counter() - started)
     return 0
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ChromaLessonStore", "Hit"]
 
 Hit = tuple[Lesson, float]  # a lesson and its cosine similarity to the query
+_CHUNK = 2000  # records per Chroma call
 
 
 def _metadata(lesson: Lesson) -> dict[str, Any]:
@@ -127,14 +128,18 @@ class ChromaLessonStore:
         if not unique:
             return []
         with self._write_lock:
-            existing = set(self._col.get(ids=[x.id for x in unique], include=[])["ids"])
+            existing = {
+                i
+                for start in range(0, len(unique), _CHUNK)
+                for i in self._col.get(ids=[x.id for x in unique[start : start + _CHUNK]], include=[])["ids"]
+            }
             fresh = [
                 x.model_copy(update={"embedding_model": self.embedder.model_id})
                 for x in unique
                 if x.id not in existing
             ]
-            for start in range(0, len(fresh), 2000):
-                chunk = fresh[start : start + 2000]
+            for start in range(0, len(fresh), _CHUNK):
+                chunk = fresh[start : start + _CHUNK]
                 self._col.add(
                     ids=[x.id for x in chunk],
                     documents=[x.text for x in chunk],
@@ -156,7 +161,9 @@ class ChromaLessonStore:
             for x in batch:
                 if (x.kind, x.text, x.answer) != (known[x.id].kind, known[x.id].text, known[x.id].answer):
                     raise ValueError(f"lesson {x.id}: content is fixed by the id; write a new lesson")
-            self._col.update(ids=[x.id for x in batch], metadatas=[_metadata(x) for x in batch])  # type: ignore[misc]
+            for start in range(0, len(batch), _CHUNK):
+                chunk = batch[start : start + _CHUNK]
+                self._col.update(ids=[x.id for x in chunk], metadatas=[_metadata(x) for x in chunk])  # type: ignore[misc]
 
     def set_status(
         self, ids: Iterable[str], status: LessonStatus, reason: str, *, round: int | None = None
@@ -172,8 +179,11 @@ class ChromaLessonStore:
         """The stored records for ``ids`` (unknown ids are skipped), in the order asked."""
         if not ids:
             return []
-        got = self._col.get(ids=list(dict.fromkeys(ids)), include=["metadatas"])
-        by_id = {i: _lesson(m) for i, m in zip(got["ids"], got["metadatas"] or [], strict=True)}
+        unique = list(dict.fromkeys(ids))
+        by_id: dict[str, Lesson] = {}
+        for start in range(0, len(unique), _CHUNK):  # SQLite caps the variables of one statement
+            got = self._col.get(ids=unique[start : start + _CHUNK], include=["metadatas"])
+            by_id.update((i, _lesson(m)) for i, m in zip(got["ids"], got["metadatas"] or [], strict=True))
         return [by_id[i] for i in ids if i in by_id]
 
     def all(self, where: LessonFilter | None = None) -> list[Lesson]:
@@ -225,12 +235,10 @@ class ChromaLessonStore:
         # Chroma evaluates a metadata filter over the whole collection before the vector search, which
         # dominates at 10k+ lessons. Most lessons pass the filter, so search unfiltered a few times
         # wider and filter here; only queries left with too few hits repeat with Chroma's filter.
-        total = self._col.count()
-        if total == 0:
-            return [[] for _ in texts]
+        wide = fetch * 8
         got = self._col.query(
             query_embeddings=vectors,  # type: ignore[arg-type]
-            n_results=min(total, fetch * 8),
+            n_results=wide,
             include=include,  # type: ignore[arg-type]
         )
         rows: list[list[tuple[Any, float, Any]]] = []
@@ -238,7 +246,8 @@ class ChromaLessonStore:
         for i in range(len(texts)):
             row = _row(got, i)
             kept = [hit for hit in row if filt.matches(hit[0])]
-            if len(kept) < fetch and len(row) < total:
+            # Fewer than `wide` hits means the whole collection came back: the local filter is exact.
+            if len(kept) < k and len(row) >= wide:
                 redo.append(i)
             rows.append(kept)
         if redo:
