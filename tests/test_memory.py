@@ -213,3 +213,12 @@ def test_the_token_budget_keeps_the_most_relevant_lessons_of_each_kind() -> None
     assert kept_examples == examples[:2] and kept_strategies == strategies  # interleaved by rank
     assert fit_budget([examples, strategies], 1) == [examples[:1], []]  # never an empty prompt
     assert fit_budget([examples, strategies], None) == [examples, strategies]
+
+
+def test_a_memory_in_the_first_store_format_fails_with_one_clear_message(tmp_path: Path) -> None:
+    from tutelage.errors import DataError
+
+    store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
+    store._col.add(ids=["ex-1"], embeddings=[[1.0] * 128], metadatas=[{"kind": "example", "round": 1}])
+    with pytest.raises(DataError, match="first store format"):
+        store.all()

@@ -17,7 +17,7 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings
 
-from tutelage.errors import ConfigError, EndpointError
+from tutelage.errors import ConfigError, DataError, EndpointError
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 from tutelage.memory.query import LessonFilter, mmr_order
@@ -45,6 +45,11 @@ def _metadata(lesson: Lesson) -> dict[str, Any]:
 
 
 def _lesson(meta: Any) -> Lesson:
+    if "record" not in meta:
+        raise DataError(
+            "this memory was written by tutelage 0.1's first store format (no lesson records); "
+            "start a new run, or re-run the old one, to get a memory this version can read"
+        )
     return Lesson.model_validate_json(meta["record"])
 
 
