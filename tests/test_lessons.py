@@ -174,3 +174,12 @@ def test_student_load_replays_a_past_round_with_the_lessons_active_then(
     with tutelage.Student.load(result.run_dir, embedder=HashEmbedder()) as student:
         assert late.id in student.predict(late.text)["lesson_ids"]
     assert TEACHER_REPLY  # the scripted teacher wrote the strategy these runs share
+
+
+def test_an_unreachable_memory_server_fails_before_anything_starts(tmp_path: Path) -> None:
+    cfg = scripted_config(
+        tmp_path, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", "memory.url=http://127.0.0.1:9"
+    )
+    with pytest.raises(tutelage.TutelageError, match="Chroma server at http://127.0.0.1:9 is unreachable"):
+        tutelage.run(cfg, embedder=HashEmbedder())
+    assert not (tmp_path / "runs" / "scripted").exists()  # no half-made run directory to trip a resume

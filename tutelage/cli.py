@@ -55,10 +55,8 @@ class RichReporter:
     def round_done(self, row: dict[str, Any]) -> None:
         self.progress.console.print(
             f"[bold]round {row['round']}[/]  train {_pct(row.get('train_accuracy'))}  "
-            f"diagnosed {row.get('diagnosed', 0)}  "
-            f"lessons written {row.get('lessons_added', 0)}, refused {row.get('lessons_refused', 0)}, "
-            f"rejected {row.get('lessons_rejected', 0)}, retired {row.get('lessons_retired', 0)}, "
-            f"active {row['lessons']}  "
+            f"failed {row.get('diagnosed', 0)}  "
+            f"lessons +{row.get('lessons_added', 0)} -{_dropped(row)} = {row['lessons']}  "
             f"k={row.get('k_examples')}  [bold]dev {_pct(row['dev_accuracy'])}[/]  {row['seconds']:.0f}s"
         )
 
@@ -66,29 +64,23 @@ class RichReporter:
         self.progress.console.print(text)
 
 
+def _dropped(row: dict[str, Any]) -> int:
+    """Lessons of the round that are not active: refused (leakage), rejected (verify), retired (curation)."""
+    return int(row.get("lessons_refused", 0) + row.get("lessons_rejected", 0) + row.get("lessons_retired", 0))
+
+
 def _summary(result: Any) -> None:
     table = Table(title=f"run {result.run_dir}")
-    for col in (
-        "round",
-        "train acc",
-        "diagnosed",
-        "written",
-        "rejected",
-        "retired",
-        "active",
-        "k",
-        "dev acc",
-    ):
+    # Short headers: the table must stay whole in an 80-column terminal or log.
+    for col in ("round", "train", "failed", "new", "dropped", "active", "k", "dev", "secs"):
         table.add_column(col, justify="right")
-    table.add_column("seconds", justify="right")
     for row in result.metrics["rounds"]:
         table.add_row(
             str(row["round"]),
             _pct(row.get("train_accuracy")),
             str(row.get("diagnosed", 0)),
             str(row.get("lessons_added", 0)),
-            str(row.get("lessons_rejected", 0) + row.get("lessons_refused", 0)),
-            str(row.get("lessons_retired", 0)),
+            str(_dropped(row)),
             str(row["lessons"]),
             str(row.get("k_examples")),
             _pct(row["dev_accuracy"]),
@@ -99,10 +91,7 @@ def _summary(result: Any) -> None:
         f"held-out test accuracy: [bold]{_pct(result.test_before)}[/] before round 1 -> "
         f"[bold]{_pct(result.test_after)}[/] after the last round"
     )
-    console.print(
-        f"metrics: {result.run_dir / 'metrics.json'}   report: {result.run_dir / 'report.md'}   "
-        f"playbook: {result.run_dir / 'playbook.md'}"
-    )
+    console.print(f"written to {result.run_dir}/: metrics.json, report.md, playbook.md, programs/")
 
 
 Overrides = Annotated[

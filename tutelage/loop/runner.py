@@ -75,10 +75,10 @@ def _drive(
             state = dict(build_graph(saver).get_state(config).values)
             memory = open_memory(paths, cfg, embedder)
         else:
-            # Endpoints first: a run that cannot reach its models leaves no checkpoint behind.
+            # Memory and endpoints first: a run that cannot reach them leaves no checkpoint behind.
+            memory = open_memory(paths, cfg, embedder)
             endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
             saver = saver or stack.enter_context(_checkpointer(paths))
-            memory = open_memory(paths, cfg, embedder)
             ctx = RunContext(
                 config=cfg,
                 suite=suite,
