@@ -21,7 +21,7 @@ from tutelage.errors import DataError
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus, lesson_id
 from tutelage.memory.location import open_location
-from tutelage.memory.playbook import export_jsonl, playbook_markdown, read_jsonl
+from tutelage.memory.playbook import export_jsonl, playbook_markdown, read_jsonl, shorten
 from tutelage.memory.query import LessonFilter
 
 memory_app = typer.Typer(
@@ -84,11 +84,6 @@ def _counters(x: Lesson) -> str:
     return f"{x.helped}/{x.hurt}/{x.retrieved}"
 
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _table(title: str, *columns: str) -> Table:
     """Short fields never wrap; free text (text, answer, reason) takes the width that is left."""
     table = Table(
@@ -120,7 +115,7 @@ def memory_list(
     table = _table(f"{head} in {loc} ({per_status})", *columns)
     for x in shown:
         table.add_row(
-            x.id, x.kind, x.status, str(x.round), _counters(x), Text(_short(x.text, 120)), Text(x.answer)
+            x.id, x.kind, x.status, str(x.round), _counters(x), Text(shorten(x.text, 120)), Text(x.answer)
         )
     console.print(table)
 
@@ -183,7 +178,7 @@ def memory_search(
     for rank, (x, score) in enumerate(hits, start=1):
         status = [x.status] if all_ else []
         table.add_row(
-            str(rank), f"{score:.3f}", x.id, x.kind, *status, Text(_short(x.text, 120)), Text(x.answer)
+            str(rank), f"{score:.3f}", x.id, x.kind, *status, Text(shorten(x.text, 120)), Text(x.answer)
         )
     console.print(table)
 

@@ -29,6 +29,7 @@ __all__ = ["ChromaLessonStore", "Hit"]
 
 Hit = tuple[Lesson, float]  # a lesson and its cosine similarity to the query
 _CHUNK = 2000  # records per Chroma call
+_EXACT_LIMIT = 5000  # a filter matching fewer lessons can be searched exactly by brute force
 
 
 def _metadata(lesson: Lesson) -> dict[str, Any]:
@@ -251,8 +252,9 @@ class ChromaLessonStore:
         for i in range(len(texts)):
             row = _row(got, i)
             kept = [hit for hit in row if filt.matches(hit[0])]
-            # Fewer than `wide` hits means the whole collection came back: the local filter is exact.
-            if len(kept) < k and len(row) >= wide:
+            # Chroma may return fewer than `wide` approximate hits, so a short row proves nothing:
+            # too few survivors always repeat the query with Chroma's exact filter.
+            if len(kept) < k:
                 redo.append(i)
             rows.append(kept)
         if redo:
@@ -264,6 +266,9 @@ class ChromaLessonStore:
             )
             for n, i in enumerate(redo):
                 rows[i] = _row(again, n)
+            short = [i for i in redo if len(rows[i]) < k]
+            if short:
+                self._exact(filt, [vectors[i] for i in short], [rows[i] for i in short], fetch)
         out: list[list[Hit]] = []
         for row in rows:
             top = sorted(row, key=lambda h: -h[1])[:fetch]
@@ -277,12 +282,21 @@ class ChromaLessonStore:
             out.append([(lesson, sim) for lesson, sim, _ in hits[:k]])
         return out
 
-    def vectors(self, ids: list[str]) -> dict[str, list[float]]:
-        """The stored embedding of each id (for curation's near-duplicate check)."""
-        if not ids:
-            return {}
-        got = self._col.get(ids=ids, include=["embeddings"])
-        return {i: [float(v) for v in e] for i, e in zip(got["ids"], got["embeddings"], strict=True)}  # type: ignore[arg-type]
+    def _exact(
+        self, filt: LessonFilter, vectors: list[list[float]], rows: list[list[Any]], fetch: int
+    ) -> None:
+        """Brute-force the lessons matching ``filt`` into ``rows`` (in place), for a filter so narrow
+        that HNSW's filtered search can miss them; a filter matching many lessons keeps HNSW's hits."""
+        got = self._col.get(where=filt.to_where(), include=["metadatas", "embeddings"], limit=_EXACT_LIMIT)  # type: ignore[arg-type]
+        if not got["ids"] or len(got["ids"]) >= _EXACT_LIMIT:
+            return
+        pool = np.asarray(got["embeddings"], dtype=float)
+        pool /= np.linalg.norm(pool, axis=1, keepdims=True).clip(min=1e-12)
+        for vector, row in zip(vectors, rows, strict=True):
+            query = np.asarray(vector, dtype=float)
+            sims = pool @ (query / max(float(np.linalg.norm(query)), 1e-12))
+            best = np.argsort(-sims, kind="stable")[:fetch]
+            row[:] = [(got["metadatas"][j], float(sims[j]), got["embeddings"][j]) for j in best]  # type: ignore[index]
 
     def as_tool(self, *, k_examples: int = 4, k_strategies: int = 2) -> BaseTool:
         """A langchain-core tool over the active lessons, for a user's own agent."""

@@ -154,12 +154,10 @@ class Lesson(_Record):
     @property
     def active_until(self) -> int:
         """The first round in which it was no longer shown (``NEVER`` while it is active)."""
-        if self.active_from == NEVER:
+        if self.active_from == NEVER or self.status != "retired" or not self.history:
             return NEVER
-        for change in reversed(self.history):
-            if change.status == "retired" and self.status == "retired":
-                return change.round if change.round is not None else NEVER
-        return NEVER
+        retired_in = self.history[-1].round  # the change that retired it is the latest one
+        return NEVER if retired_in is None else retired_in
 
     def with_status(self, status: LessonStatus, reason: str, *, round: int | None = None) -> Lesson:
         stamp = now()

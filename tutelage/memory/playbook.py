@@ -12,7 +12,7 @@ from tutelage.errors import DataError
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import Lesson, lesson_id, reason_category
 
-__all__ = ["export_jsonl", "import_jsonl", "playbook_markdown", "read_jsonl"]
+__all__ = ["export_jsonl", "import_jsonl", "playbook_markdown", "read_jsonl", "shorten"]
 
 
 def export_jsonl(store: ChromaLessonStore) -> str:
@@ -65,7 +65,8 @@ def _origin(x: Lesson) -> str:
     )
 
 
-def _short(text: str, limit: int = 160) -> str:
+def shorten(text: str, limit: int = 160) -> str:
+    """One line of at most ``limit`` characters (an ellipsis marks a cut)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -96,9 +97,9 @@ def playbook_markdown(lessons: Iterable[Lesson], *, title: str) -> str:
         if strategies:
             lines += ["", f"### Strategies ({len(strategies)})", ""]
             for x in strategies:
-                lines.append(f"- **{_short(x.text)}**  \n  {_counters(x)} · {_origin(x)} · `{x.id}`")
+                lines.append(f"- **{shorten(x.text)}**  \n  {_counters(x)} · {_origin(x)} · `{x.id}`")
                 if x.provenance.diagnosis:
-                    lines.append(f"  > why: {_short(x.provenance.diagnosis)}")
+                    lines.append(f"  > why: {shorten(x.provenance.diagnosis)}")
         examples: dict[str, list[Lesson]] = defaultdict(list)
         for x in scopes[scope]:
             if x.kind == "example":
@@ -108,12 +109,12 @@ def playbook_markdown(lessons: Iterable[Lesson], *, title: str) -> str:
             for answer in sorted(examples):
                 lines += ["", f"#### `{answer}`", ""]
                 for x in sorted(examples[answer], key=lambda x: (-x.helped, x.id)):
-                    lines.append(f'- "{_short(x.text)}" — {_counters(x)} · {_origin(x)} · `{x.id}`')
+                    lines.append(f'- "{shorten(x.text)}" — {_counters(x)} · {_origin(x)} · `{x.id}`')
     if retired:
         reasons = Counter(reason_category(x.reason) for x in retired)
         lines += ["", "## Retired, rejected and pending", ""]
         lines += [f"- {count} × {reason}" for reason, count in reasons.most_common()]
         lines.append("")
         for x in sorted(retired, key=lambda x: (x.round, x.id)):
-            lines.append(f'- `{x.id}` ({x.kind}, {x.status}) "{_short(x.text, 100)}" — {x.reason}')
+            lines.append(f'- `{x.id}` ({x.kind}, {x.status}) "{shorten(x.text, 100)}" — {x.reason}')
     return "\n".join(lines) + "\n"
