@@ -21,8 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tutelage.errors import ConfigError
 
 __all__ = [
+    "AcceptConfig",
+    "AgentConfig",
+    "BudgetConfig",
     "CurateConfig",
     "EmbedderConfig",
+    "GuardConfig",
     "LoopConfig",
     "MemoryConfig",
     "RoleConfig",
@@ -54,6 +58,8 @@ class RoleConfig(_Frozen):
     timeout: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
     retries: int = Field(2, ge=0, le=10)
+    price_in: float = Field(0.0, ge=0.0, description="USD per million prompt tokens")
+    price_out: float = Field(0.0, ge=0.0, description="USD per million completion tokens")
 
 
 class EmbedderConfig(_Frozen):
@@ -117,14 +123,89 @@ class SuiteConfig(_Frozen):
     snap_to_labels: bool = True
 
 
+class BudgetConfig(_Frozen):
+    """Spending limits; the first one reached ends the run cleanly (the final test still runs).
+
+    Tokens and money count every call of the loop, per role; held-out test evaluations are recorded
+    in the ledger but never refused. ``seconds`` is the loop's wall time, summed across resumes.
+    """
+
+    student_tokens: int | None = Field(None, ge=1)
+    teacher_tokens: int | None = Field(None, ge=1)
+    student_usd: float | None = Field(None, gt=0.0)
+    teacher_usd: float | None = Field(None, gt=0.0)
+    seconds: float | None = Field(None, gt=0.0)
+
+
+class AcceptConfig(_Frozen):
+    """When a round's program replaces the incumbent: paired on the same dev items.
+
+    Accepted when the dev gain exceeds ``min_gain`` and a one-sided exact sign test on the items the
+    two programs disagree on gives p < ``alpha`` (``alpha: 1.0`` accepts any gain above ``min_gain``).
+    """
+
+    alpha: float = Field(0.2, gt=0.0, le=1.0)
+    min_gain: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class GuardConfig(_Frozen):
+    """Guards against teacher hacking (the student fitting the teacher instead of the task).
+
+    ``teacher_samples`` completions per failure (at ``teacher.temperature``, or 0.7 if that is 0),
+    keeping only strategies whose word overlap with an already kept one is below ``diversity``.
+    ``monitor_size`` of the round's diagnosed failures are re-attempted with the compiled program:
+    when that score rises by ``monitor_margin`` while dev does not rise, the round is flagged.
+    """
+
+    teacher_samples: int = Field(1, ge=1, le=8)
+    diversity: float = Field(0.7, gt=0.0, le=1.0)
+    monitor_size: int = Field(20, ge=0, le=1000)
+    monitor_margin: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class AgentConfig(_Frozen):
+    """The student's shape: ``plain`` answers in one call; ``react`` may call tools first."""
+
+    kind: Literal["plain", "react"] = "plain"
+    tools: tuple[Literal["lessons", "calculator", "python"], ...] = ("lessons", "calculator", "python")
+    max_steps: int = Field(6, ge=1, le=50)
+    python_timeout: float = Field(5.0, gt=0.0, le=300.0)
+    python_memory_mb: int = Field(256, ge=32, le=65536)
+
+
+Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "none"]
+
+
 class LoopConfig(_Frozen):
-    """The round structure of a run."""
+    """The round structure of a run: optimizer, batch selection, acceptance, stop rules.
+
+    ``optimizer``: ``fewshot`` searches how many lessons of each kind to show (``search_k`` examples
+    x ``search_strategies`` strategies) on a train minibatch; ``mipro`` runs dspy.MIPROv2 with the
+    teacher proposing instructions (``trials``); ``gepa`` runs dspy.GEPA with the teacher reflecting
+    (``metric_calls``); ``bootstrap`` adds the student's own successful traces as fixed demos;
+    ``none`` keeps the program. ``batch``: ``uniform`` fresh items, ``hard`` past failures and items
+    like them, ``curriculum`` short (easy) items first. ``patience``: stop after that many rounds in
+    a row are rolled back.
+    """
 
     rounds: int = Field(3, ge=1, le=1000)
     batch_size: int = Field(100, ge=1)
-    optimizer: Literal["retrieval-search", "bootstrap", "none"] = "retrieval-search"
+    optimizer: Optimizer = "fewshot"
     search_k: tuple[int, ...] = (2, 4, 8)
+    search_strategies: tuple[int, ...] = (0,)
     search_size: int = Field(20, ge=1)
+    trials: int = Field(6, ge=1, le=200)
+    metric_calls: int = Field(60, ge=4, le=100000)
+    batch: Literal["uniform", "hard", "curriculum"] = "uniform"
+    patience: int | None = Field(None, ge=1)
+    accept: AcceptConfig = AcceptConfig()
+    budget: BudgetConfig = BudgetConfig()
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _old_name(cls, value: object) -> object:
+        # The v0 name of `fewshot`, which searched the example depth only.
+        return "fewshot" if value == "retrieval-search" else value
 
 
 class RunConfig(_Frozen):
@@ -138,6 +219,8 @@ class RunConfig(_Frozen):
     memory: MemoryConfig = MemoryConfig()
     suite: SuiteConfig = SuiteConfig()
     loop: LoopConfig = LoopConfig()
+    guards: GuardConfig = GuardConfig()
+    agent: AgentConfig = AgentConfig()
 
     @property
     def run_dir(self) -> Path:

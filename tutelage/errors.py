@@ -5,6 +5,7 @@ Systemic failures raise; per-task failures (a wrong answer, an unparsable reply)
     TutelageError
     ├── ConfigError        bad or missing config file, unknown key, bad value
     ├── DataError          a task suite or data file that cannot be read
+    ├── BudgetExhausted    a token, money or wall-clock budget is spent (the loop stops cleanly)
     ├── EndpointError      an LLM or embedding endpoint that cannot be reached or answers garbage
     ├── LocalServerError   the embedded llama.cpp server could not start
     └── RunDirError        a run directory that is missing, foreign or inconsistent
@@ -15,6 +16,7 @@ The CLI turns any of these into one line and a non-zero exit; any other exceptio
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExhausted",
     "ConfigError",
     "DataError",
     "EndpointError",
@@ -46,3 +48,7 @@ class LocalServerError(EndpointError):
 
 class RunDirError(TutelageError):
     """A run directory cannot be used for the requested operation."""
+
+
+class BudgetExhausted(TutelageError):
+    """A budget in ``loop.budget`` is spent; the loop ends the run and says which one."""

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dspy
 import httpx
 
+from tutelage.agents.ledger import Ledger
 from tutelage.agents.local import LocalServer
 from tutelage.config import RoleConfig, RunConfig
 from tutelage.errors import ConfigError, EndpointError
 
-__all__ = ["Endpoints", "build_lm", "check_endpoint", "open_endpoints", "resolve_api_key"]
+__all__ = ["Endpoints", "MeteredLM", "build_lm", "check_endpoint", "open_endpoints", "resolve_api_key"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,45 @@ def resolve_api_key(env_name: str | None) -> str:
     return value
 
 
-def build_lm(role: RoleConfig, api_base: str) -> dspy.LM:
-    """A DSPy LM for one role, with generation always bounded by ``max_tokens``."""
+_usage = threading.local()
+
+
+class MeteredLM(dspy.LM):
+    """A DSPy LM whose every call lands in a cost ledger, and is refused once a budget is spent.
+
+    Copies (``lm.copy(...)``, which DSPy optimizers make) share the ledger and the role.
+    """
+
+    role: str = ""
+    ledger: Ledger | None = None
+
+    def update_history(self, entry: dict[str, Any]) -> None:
+        _usage.value = entry.get("usage") or {}
+        super().update_history(entry)
+
+    def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        ledger = self.ledger
+        if ledger is None:
+            return super().__call__(prompt, messages=messages, **kwargs)
+        ledger.admit(self.role)
+        _usage.value = {}
+        start = time.perf_counter()
+        try:
+            out = super().__call__(prompt, messages=messages, **kwargs)
+        except Exception as exc:
+            ledger.record(self.role, _usage.value, time.perf_counter() - start, error=exc.__class__.__name__)
+            raise
+        ledger.record(self.role, _usage.value, time.perf_counter() - start)
+        return out
+
+
+def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: Ledger | None = None) -> dspy.LM:
+    """A DSPy LM for one role, with generation always bounded by ``max_tokens``.
+
+    With a ``ledger``, every call is recorded under the role ``name`` and budgets are enforced.
+    """
     extra = {"stop": list(role.stop)} if role.stop else {}
-    return dspy.LM(
+    lm = MeteredLM(
         model=f"openai/{role.model}",
         api_base=api_base,
         api_key=resolve_api_key(role.api_key_env),
@@ -57,6 +96,8 @@ def build_lm(role: RoleConfig, api_base: str) -> dspy.LM:
         extra_body={"max_tokens": role.max_tokens},
         **extra,
     )
+    lm.role, lm.ledger = name, ledger
+    return lm
 
 
 def check_endpoint(api_base: str, *, role: str, api_key: str = "not-needed", timeout: float = 5.0) -> None:

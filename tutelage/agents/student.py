@@ -120,7 +120,8 @@ class StudentProgram(dspy.Module):
     def to_json(self) -> dict[str, Any]:
         return {
             "format": "tutelage.student/2",
-            "instructions": self.instructions,
+            # An optimizer (MIPROv2, GEPA) rewrites the predictor's signature, not this attribute.
+            "instructions": self.predict.signature.instructions,
             **{key: getattr(self, key) for key in _POLICY},
             "choices": self.choices,
             "predict": self.predict.dump_state(),

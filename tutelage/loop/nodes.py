@@ -14,7 +14,6 @@ from typing import Any, TypeVar, cast
 
 from langgraph.runtime import Runtime
 
-from tutelage.agents.optimize import build_optimizer
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.agents.teacher import Diagnosis, Teacher
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
@@ -22,6 +21,7 @@ from tutelage.evals.suites import Task
 from tutelage.loop.rundir import write_metrics
 from tutelage.loop.state import LoopState, RunContext
 from tutelage.memory.curate import Outcome, apply_credit
+from tutelage.optimizers import CompileContext, build_optimizer
 
 __all__ = [
     "attempt",
@@ -176,13 +176,33 @@ def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str,
         journal = ctx.paths.journal(r, f"compile-{tag}")
         return _evaluate(ctx, program, tasks, journal, f"round {r}: compile ({tag})")
 
-    optimizer = build_optimizer(
-        loop.optimizer, candidates=loop.search_k, score=score, metric=ctx.suite.metric, lm=ctx.student_lm
+    teacher = Teacher(ctx.suite.teacher_demo)
+
+    def feedback(task: Task, attempt: Attempt) -> str:
+        diag = teacher.diagnose(task, attempt, lm=ctx.teacher_lm)
+        return diag.diagnosis or diag.raw or (diag.error or "")
+
+    optimizer = build_optimizer(loop.optimizer)
+    compile_ctx = CompileContext(
+        student_lm=ctx.student_lm,
+        teacher_lm=ctx.teacher_lm,
+        metric=ctx.suite.metric,
+        score=score,
+        feedback=feedback,
+        config=loop,
+        memory=ctx.memory,
+        seed=ctx.config.seed + r,
+        round=r,
+        scope=ctx.suite.name,
+        teacher_model=ctx.config.teacher.model,
+        work_dir=ctx.paths.root / "rounds" / f"round_{r}" / "optimizer",
     )
-    compiled = optimizer.compile(load_program(ctx, state["program_path"]), trainset=search)
+    compiled = optimizer.compile(
+        load_program(ctx, state["program_path"]), trainset=search, valset=search, ctx=compile_ctx
+    )
     path = ctx.paths.program(r)
-    compiled.save_json(path, round=r, optimizer=optimizer.report.optimizer, trials=optimizer.report.trials)
-    return {"program_path": str(path.relative_to(ctx.paths.root)), "k_examples": compiled.k_examples}
+    compiled.program.save_json(path, round=r, optimizer=optimizer.name, trials=compiled.trials)
+    return {"program_path": str(path.relative_to(ctx.paths.root)), "k_examples": compiled.program.k_examples}
 
 
 @timed

@@ -1,0 +1,173 @@
+"""The cost ledger: every LM call of a run, with tokens, money, time and failures, per role and round.
+
+Each call is one JSONL row in ``ledger.jsonl`` (appended as it finishes, so a resumed run continues
+the totals); every total the loop reports is a sum over those rows. The ledger also enforces the
+budgets in ``loop.budget``: once a role's tokens or money, or the loop's wall time, is spent, the
+next call of the loop is refused with ``BudgetExhausted`` (calls of the held-out test evaluation are
+recorded but never refused).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tutelage.config import BudgetConfig, RunConfig
+from tutelage.errors import BudgetExhausted
+
+__all__ = ["Call", "Ledger", "summarize"]
+
+UNMETERED_PHASES = ("test",)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One LM call: who made it, when in the run, what it cost."""
+
+    role: str
+    round: int
+    phase: str
+    tokens_in: int
+    tokens_out: int
+    usd: float
+    seconds: float
+    ok: bool
+    error: str | None = None
+    session: str = ""
+    t: float = 0.0  # seconds since this session of the run started
+
+
+def summarize(calls: Iterable[Call]) -> dict[str, dict[str, Any]]:
+    """Totals per role: calls, failures, tokens in and out, money, seconds."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in calls:
+        row = out.setdefault(
+            c.role,
+            {"calls": 0, "failures": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0},
+        )
+        row["calls"] += 1
+        row["failures"] += 0 if c.ok else 1
+        row["tokens_in"] += c.tokens_in
+        row["tokens_out"] += c.tokens_out
+        row["usd"] += c.usd
+        row["seconds"] += c.seconds
+    for row in out.values():
+        row["usd"], row["seconds"] = round(row["usd"], 6), round(row["seconds"], 2)
+    return out
+
+
+class Ledger:
+    """Thread-safe record of LM calls; ``at(round, phase)`` says what the next calls belong to."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        prices: dict[str, tuple[float, float]] | None = None,
+        budget: BudgetConfig | None = None,
+    ) -> None:
+        self.path = path
+        self.prices = prices or {}
+        self.budget = budget or BudgetConfig()
+        self.session = uuid.uuid4().hex[:8]
+        self._start = time.monotonic()
+        self._lock = threading.Lock()
+        self.calls: list[Call] = self._read() if path is not None else []
+        sessions: dict[str, float] = {}
+        for c in self.calls:
+            sessions[c.session] = max(sessions.get(c.session, 0.0), c.t)
+        self._seconds_before = sum(sessions.values())
+        self.round, self.phase = 0, ""
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig, path: Path | None) -> Ledger:
+        prices = {
+            "student": (cfg.student.price_in, cfg.student.price_out),
+            "teacher": (cfg.teacher.price_in, cfg.teacher.price_out),
+        }
+        return cls(path, prices=prices, budget=cfg.loop.budget)
+
+    def _read(self) -> list[Call]:
+        if self.path is None or not self.path.is_file():
+            return []
+        calls = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                calls.append(Call(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a torn last line from a kill
+        return calls
+
+    def at(self, round: int, phase: str) -> None:
+        self.round, self.phase = round, phase
+
+    def seconds(self) -> float:
+        """The run's wall time so far, summed across resumed sessions."""
+        return self._seconds_before + (time.monotonic() - self._start)
+
+    def exhausted(self) -> str | None:
+        """Why the loop must stop now (the first budget spent), or None."""
+        b = self.budget
+        totals = summarize(self.calls)
+        for role in ("student", "teacher"):
+            row = totals.get(role, {})
+            used = row.get("tokens_in", 0) + row.get("tokens_out", 0)
+            limit = getattr(b, f"{role}_tokens")
+            if limit is not None and used >= limit:
+                return f"{role} token budget spent ({used:,} of {limit:,} tokens)"
+            usd, limit_usd = row.get("usd", 0.0), getattr(b, f"{role}_usd")
+            if limit_usd is not None and usd >= limit_usd:
+                return f"{role} money budget spent (${usd:.4f} of ${limit_usd:.4f})"
+        if b.seconds is not None and self.seconds() >= b.seconds:
+            return f"wall-clock budget spent ({self.seconds():.0f} s of {b.seconds:.0f} s)"
+        return None
+
+    def admit(self, role: str) -> None:
+        """Refuse the call when a budget is spent (held-out test calls are always admitted)."""
+        if self.phase in UNMETERED_PHASES:
+            return
+        with self._lock:
+            reason = self.exhausted()
+        if reason is not None:
+            raise BudgetExhausted(reason)
+
+    def record(
+        self, role: str, usage: dict[str, Any] | None, seconds: float, error: str | None = None
+    ) -> Call:
+        usage = usage or {}
+        tin, tout = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        price_in, price_out = self.prices.get(role, (0.0, 0.0))
+        call = Call(
+            role=role,
+            round=self.round,
+            phase=self.phase,
+            tokens_in=tin,
+            tokens_out=tout,
+            usd=(tin * price_in + tout * price_out) / 1e6,
+            seconds=round(seconds, 4),
+            ok=error is None,
+            error=error,
+            session=self.session,
+            t=round(time.monotonic() - self._start, 3),
+        )
+        with self._lock:
+            self.calls.append(call)
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as sink:
+                    sink.write(json.dumps(asdict(call)) + "\n")
+        return call
+
+    def totals(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return summarize(self.calls)
+
+    def round_totals(self, round: int) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return summarize(c for c in self.calls if c.round == round and c.phase != "test")

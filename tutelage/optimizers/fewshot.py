@@ -1,0 +1,37 @@
+"""``fewshot``: choose how many lessons of each kind the student sees, by measured accuracy.
+
+Tries every (examples, strategies) pair of ``search_k`` x ``search_strategies`` on a train minibatch
+whose items are never written to memory, and keeps the best; ties go to fewer lessons (a shorter,
+cheaper prompt).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tutelage.agents.student import StudentProgram
+from tutelage.evals.suites import Task
+from tutelage.optimizers.base import CompileContext, Compiled
+
+__all__ = ["FewShot"]
+
+
+class FewShot:
+    name: ClassVar[str] = "fewshot"
+
+    def compile(
+        self, student: StudentProgram, *, trainset: list[Task], valset: list[Task], ctx: CompileContext
+    ) -> Compiled:
+        grid = sorted(
+            {(k, s) for k in ctx.config.search_k for s in ctx.config.search_strategies},
+            key=lambda ks: (ks[0] + ks[1], ks),
+        )
+        best, best_score, trials = student, -1.0, []
+        for k, s in grid:
+            candidate = student.with_policy(k_examples=k, k_strategies=s)
+            tag = f"k{k}" if s == 0 else f"k{k}-s{s}"
+            value = ctx.score(candidate, trainset, tag)
+            trials.append({"k_examples": k, "k_strategies": s, "score": value, "n": len(trainset)})
+            if value > best_score:
+                best, best_score = candidate, value
+        return Compiled(best, trials)
