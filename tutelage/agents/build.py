@@ -1,0 +1,52 @@
+"""Build the student a run config asks for: a plain StudentProgram or a tool-using ReActStudent."""
+
+from __future__ import annotations
+
+from tutelage.agents.react import ReActStudent
+from tutelage.agents.student import StudentProgram
+from tutelage.config import RunConfig
+from tutelage.memory.chroma import ChromaLessonStore
+
+__all__ = ["build_student"]
+
+
+def build_student(
+    cfg: RunConfig,
+    *,
+    instructions: str,
+    memory: ChromaLessonStore | None,
+    choices: list[str] | None,
+    scope: str | None,
+) -> StudentProgram:
+    """The starting student of a run: ``cfg.agent`` picks its shape, ``cfg.memory`` its retrieval.
+
+    Example:
+        >>> student = build_student(cfg, instructions=suite.instruction, memory=store,  # doctest: +SKIP
+        ...                         choices=suite.labels, scope=suite.name)
+    """
+    mem, agent = cfg.memory, cfg.agent
+    if agent.kind == "plain":
+        return StudentProgram(
+            instructions,
+            memory=memory,
+            choices=choices,
+            scope=scope,
+            k_examples=mem.k_examples,
+            k_strategies=mem.k_strategies,
+            mmr=mem.mmr,
+            token_budget=mem.token_budget,
+        )
+    return ReActStudent(
+        instructions,
+        tools=agent.tools,
+        max_steps=agent.max_steps,
+        python_timeout=agent.python_timeout,
+        python_memory_mb=agent.python_memory_mb,
+        memory=memory,
+        choices=choices,
+        scope=scope,
+        k_examples=mem.k_examples,
+        k_strategies=mem.k_strategies,
+        mmr=mem.mmr,
+        token_budget=mem.token_budget,
+    )
