@@ -65,7 +65,7 @@ def scripted_config(tmp_path: Path, student: str, teacher: str, *extra: str) -> 
             f"teacher.api_base={teacher}",
             "teacher.model=teacher",
             "suite.train_size=120",
-            "suite.dev_size=10",
+            "suite.dev_size=20",
             "suite.test_size=40",
             "loop.rounds=2",
             "loop.batch_size=30",

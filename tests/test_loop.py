@@ -75,9 +75,11 @@ def test_killed_run_resumes_to_the_same_lessons_without_redoing_round_one(
     assert _lessons(resumed.run_dir) == _lessons(straight.run_dir)
     assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]
     assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]
-    # Round 1 and round 2's attempts were journaled: the resumed run only compiles, evaluates and tests.
+    # Round 1 and round 2's attempts were journaled: the resumed run only compiles, evaluates, monitors
+    # and tests.
     cfg_loop = cfg.loop
-    assert len(resumed_calls) <= len(cfg_loop.search_k) * cfg_loop.search_size + cfg.suite.dev_size + 40
+    bound = len(cfg_loop.search_k) * cfg_loop.search_size + cfg.suite.dev_size + cfg.guards.monitor_size + 40
+    assert len(resumed_calls) <= bound
 
 
 def test_resume_of_a_finished_run_changes_nothing(

@@ -10,12 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tutelage._cli import _env, _guard, console
+from tutelage.cli_finetune import export_finetune_command
 from tutelage.cli_memory import memory_app
 
 app = typer.Typer(
     help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True
 )
 app.add_typer(memory_app, name="memory")
+app.command("export-finetune")(export_finetune_command)
 
 
 def _pct(x: float | None) -> str:
@@ -57,8 +59,12 @@ class RichReporter:
             f"[bold]round {row['round']}[/]  train {_pct(row.get('train_accuracy'))}  "
             f"failed {row.get('diagnosed', 0)}  "
             f"lessons +{row.get('lessons_added', 0)} -{_dropped(row)} = {row['lessons']}  "
-            f"k={row.get('k_examples')}  [bold]dev {_pct(row['dev_accuracy'])}[/]  {row['seconds']:.0f}s"
+            f"k={row.get('k_examples')}  [bold]dev {_pct(row.get('dev_accuracy'))}[/] "
+            f"{'kept' if row.get('accepted') else 'rolled back'}  tokens {_tokens(row.get('cost', {}))}  "
+            f"{row['seconds']:.0f}s"
         )
+        if row.get("flag"):
+            self.progress.console.print(f"[yellow]  {row['flag']}[/]")
 
     def message(self, text: str) -> None:
         self.progress.console.print(text)
@@ -69,10 +75,20 @@ def _dropped(row: dict[str, Any]) -> int:
     return int(row.get("lessons_refused", 0) + row.get("lessons_rejected", 0) + row.get("lessons_retired", 0))
 
 
+def _kilo(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def _tokens(cost: dict[str, Any]) -> str:
+    """Tokens in+out per role, student/teacher: '31.2k/5.0k'."""
+    used = [cost.get(role, {}) for role in ("student", "teacher")]
+    return "/".join(_kilo(int(c.get("tokens_in", 0) + c.get("tokens_out", 0))) for c in used)
+
+
 def _summary(result: Any) -> None:
     table = Table(title=f"run {result.run_dir}")
     # Short headers: the table must stay whole in an 80-column terminal or log.
-    for col in ("round", "train", "failed", "new", "dropped", "active", "k", "dev", "secs"):
+    for col in ("round", "train", "failed", "new", "drop", "active", "dev", "kept", "tok s/t", "secs"):
         table.add_column(col, justify="right")
     for row in result.metrics["rounds"]:
         table.add_row(
@@ -82,11 +98,25 @@ def _summary(result: Any) -> None:
             str(row.get("lessons_added", 0)),
             str(_dropped(row)),
             str(row["lessons"]),
-            str(row.get("k_examples")),
-            _pct(row["dev_accuracy"]),
+            _pct(row.get("dev_accuracy")),
+            "yes" if row.get("accepted") else "no",
+            _tokens(row.get("cost", {})),
             f"{row['seconds']:.0f}",
         )
     console.print(table)
+    metrics = result.metrics
+    cost = metrics.get("cost", {})
+    calls = "  ".join(
+        f"{role} {c['calls']} calls, {_kilo(c['tokens_in'])} in / {_kilo(c['tokens_out'])} out"
+        + (f", ${c['usd']:.4f}" if c["usd"] else "")
+        for role, c in sorted(cost.items())
+    )
+    console.print(f"stopped: {metrics.get('stop_reason')}.  cost: {calls}")
+    dev = metrics.get("dev_accuracy", {})
+    console.print(
+        f"dev accuracy: {_pct(dev.get('start'))} at the start -> {_pct(dev.get('kept'))} "
+        f"with the kept program (round {metrics.get('kept_round')})"
+    )
     console.print(
         f"held-out test accuracy: [bold]{_pct(result.test_before)}[/] before round 1 -> "
         f"[bold]{_pct(result.test_after)}[/] after the last round"

@@ -192,7 +192,7 @@ class LoopConfig(_Frozen):
     batch_size: int = Field(100, ge=1)
     optimizer: Optimizer = "fewshot"
     search_k: tuple[int, ...] = (2, 4, 8)
-    search_strategies: tuple[int, ...] = (0,)
+    search_strategies: tuple[int, ...] = ()  # empty: keep memory.k_strategies
     search_size: int = Field(20, ge=1)
     trials: int = Field(6, ge=1, le=200)
     metric_calls: int = Field(60, ge=4, le=100000)

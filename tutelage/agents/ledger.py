@@ -111,6 +111,14 @@ class Ledger:
         """The run's wall time so far, summed across resumed sessions."""
         return self._seconds_before + (time.monotonic() - self._start)
 
+    def recorded_seconds(self) -> float:
+        """The wall time up to the last recorded call, summed across sessions (stable on re-reads)."""
+        with self._lock:
+            sessions: dict[str, float] = {}
+            for c in self.calls:
+                sessions[c.session] = max(sessions.get(c.session, 0.0), c.t)
+        return sum(sessions.values())
+
     def exhausted(self) -> str | None:
         """Why the loop must stop now (the first budget spent), or None."""
         b = self.budget

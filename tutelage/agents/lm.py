@@ -21,7 +21,7 @@ import httpx
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.local import LocalServer
 from tutelage.config import RoleConfig, RunConfig
-from tutelage.errors import ConfigError, EndpointError
+from tutelage.errors import ConfigError, EndpointError, TutelageError
 
 __all__ = ["Endpoints", "MeteredLM", "build_lm", "check_endpoint", "open_endpoints", "resolve_api_key"]
 
@@ -157,11 +157,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def systemic_error(exc: BaseException, *, role: str) -> EndpointError | None:
-    """The EndpointError an LM exception stands for, or None when it is a per-task failure.
+def systemic_error(exc: BaseException, *, role: str) -> TutelageError | None:
+    """The error an LM exception stands for, or None when it is a per-task failure.
 
     Unreachable endpoints, rejected keys and unknown models are systemic (every task would fail the
-    same way); a bad request, a timeout or a server error on one item is that item's failure.
+    same way), and so is a spent budget; a bad request, a timeout or a server error on one item is
+    that item's failure.
     """
     import openai
     from dspy.utils import exceptions as dx
@@ -180,6 +181,8 @@ def systemic_error(exc: BaseException, *, role: str) -> EndpointError | None:
         httpx.ConnectError,
     )
     for err in _chain(exc):
+        if isinstance(err, TutelageError):
+            return err
         if isinstance(err, systemic) or "connection error" in str(err).lower():
             detail = str(err).splitlines()[0][:160] if str(err) else err.__class__.__name__
             return EndpointError(f"{role} endpoint failed after retries: {detail}")

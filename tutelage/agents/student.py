@@ -139,6 +139,10 @@ class StudentProgram(dspy.Module):
     ) -> StudentProgram:
         """Reload a saved program; ``as_of_round`` replays the memory as it was in that round."""
         data = json.loads(Path(path).read_text())
+        if data.get("format") == "tutelage.react/1":
+            from tutelage.agents.react import ReActStudent  # built on this module, so imported late
+
+            return ReActStudent.from_json(data, memory=memory, as_of_round=as_of_round)
         policy = {key: data[key] for key in _POLICY if key in data}
         if as_of_round is not None:
             policy["as_of_round"] = as_of_round

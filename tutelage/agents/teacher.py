@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dspy
 
@@ -21,7 +21,7 @@ from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.memory.lesson import Lesson, LessonKind
 
-__all__ = ["Diagnosis", "Teacher", "lessons_from", "parse_reply"]
+__all__ = ["Diagnosis", "Teacher", "diverse", "lessons_from", "parse_reply"]
 
 _LINE = re.compile(r"^\s*\**(DIAGNOSIS|STRATEGY|STRATEGIES)\**\s*[:\-]\s*(.+?)\s*$", re.IGNORECASE)
 
@@ -37,6 +37,21 @@ class Diagnosis:
     strategies: list[str] = field(default_factory=list)
     error: str | None = None
     prompt_hash: str = ""
+    samples: int = 1
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def diverse(strategies: list[str], *, threshold: float) -> list[str]:
+    """Keep strategies in order, dropping any whose word Jaccard with a kept one is >= ``threshold``."""
+    kept: list[tuple[str, set[str]]] = []
+    for text in strategies:
+        words = _words(text)
+        if all(len(words & w) / max(1, len(words | w)) < threshold for _, w in kept):
+            kept.append((text, words))
+    return [text for text, _ in kept]
 
 
 def parse_reply(raw: str) -> tuple[bool, str, list[str]]:
@@ -78,7 +93,31 @@ class Teacher(dspy.Module):
     def forward(self, task: str, student_answer: str, gold_answer: str) -> dspy.Prediction:
         return self.predict(attempt=self.render(task, student_answer, gold_answer))
 
-    def diagnose(self, task: Task, attempt: Attempt, *, lm: dspy.LM) -> Diagnosis:
+    def diagnose(
+        self,
+        task: Task,
+        attempt: Attempt,
+        *,
+        lm: dspy.LM,
+        samples: int = 1,
+        temperature: float = 0.7,
+        diversity: float = 0.7,
+    ) -> Diagnosis:
+        """One diagnosis; with ``samples`` > 1, that many completions at ``temperature`` whose
+        strategies are pooled, keeping one of any two whose word overlap is ``diversity`` or more."""
+        if samples <= 1:
+            return self._diagnose_once(task, attempt, lm=lm)
+        drafts = [
+            self._diagnose_once(task, attempt, lm=lm.copy(temperature=temperature, rollout_id=i))
+            for i in range(samples)
+        ]
+        parsed = [d for d in drafts if d.parsed] or drafts
+        pooled = diverse([s for d in parsed for s in d.strategies], threshold=diversity)
+        first = parsed[0]
+        raw = "\n\n".join(d.raw for d in drafts)
+        return replace(first, raw=raw, strategies=pooled, samples=samples)
+
+    def _diagnose_once(self, task: Task, attempt: Attempt, *, lm: dspy.LM) -> Diagnosis:
         try:
             with dspy.context(lm=lm, adapter=PlainChatAdapter()):
                 raw = str(self(task=task.input, student_answer=attempt.answer, gold_answer=task.answer).reply)

@@ -13,9 +13,10 @@ __all__ = ["build_graph"]
 
 
 def build_graph(checkpointer: Any = None) -> Any:
-    """test_before -> (sample, attempt, grade, diagnose, write, verify, curate, compile, dev, record)*
-    -> test_after."""
+    """start -> test_before -> (sample, attempt, grade, diagnose, write, verify, curate, compile, dev,
+    monitor, decide, finetune, record)* -> test_after."""
     g = StateGraph(LoopState, context_schema=RunContext)
+    g.add_node("start", nodes.start)
     g.add_node("test_before", nodes.test_before)
     g.add_node("sample_batch", nodes.sample_batch)
     g.add_node("attempt", nodes.attempt)
@@ -26,19 +27,31 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("curate", lesson_nodes.curate_memory)
     g.add_node("compile", nodes.compile_program)
     g.add_node("evaluate_dev", nodes.evaluate_dev)
+    g.add_node("monitor", nodes.monitor)
+    g.add_node("decide", nodes.decide)
+    g.add_node("finetune_sets", lesson_nodes.finetune_sets)
     g.add_node("record_round", nodes.record_round)
     g.add_node("test_after", nodes.test_after)
-    g.add_edge(START, "test_before")
-    g.add_edge("test_before", "sample_batch")
-    g.add_edge("sample_batch", "attempt")
-    g.add_edge("attempt", "grade")
-    g.add_edge("grade", "diagnose")
-    g.add_edge("diagnose", "write_lessons")
-    g.add_edge("write_lessons", "verify_lessons")
-    g.add_edge("verify_lessons", "curate")
-    g.add_edge("curate", "compile")
-    g.add_edge("compile", "evaluate_dev")
-    g.add_edge("evaluate_dev", "record_round")
+    g.add_edge(START, "start")
+    g.add_edge("start", "test_before")
+    g.add_conditional_edges("test_before", nodes.next_step, ["sample_batch", "test_after"])
+    chain = [
+        "sample_batch",
+        "attempt",
+        "grade",
+        "diagnose",
+        "write_lessons",
+        "verify_lessons",
+        "curate",
+        "compile",
+        "evaluate_dev",
+        "monitor",
+        "decide",
+        "finetune_sets",
+        "record_round",
+    ]
+    for a, b in zip(chain, chain[1:], strict=False):
+        g.add_edge(a, b)
     g.add_conditional_edges("record_round", nodes.next_step, ["sample_batch", "test_after"])
     g.add_edge("test_after", END)
     return g.compile(checkpointer=checkpointer)

@@ -14,6 +14,7 @@ from tutelage.agents.student import make_solver
 from tutelage.agents.teacher import Diagnosis, lessons_from
 from tutelage.evals.harness import Attempt, load_journal, run_tasks
 from tutelage.evals.suites import Task
+from tutelage.loop.finetune import held_out, write_round_sets
 from tutelage.loop.nodes import load_program, timed
 from tutelage.loop.state import LoopState, RunContext
 from tutelage.loop.verify import Verdict, nearest_tasks, verify_lesson
@@ -21,7 +22,7 @@ from tutelage.memory.curate import curate
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
 
-__all__ = ["curate_memory", "verify_lessons", "write_lessons"]
+__all__ = ["curate_memory", "finetune_sets", "verify_lessons", "write_lessons"]
 
 
 @timed
@@ -111,3 +112,20 @@ def curate_memory(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
     ctx, r = runtime.context, state["round"]
     report = curate(ctx.memory, ctx.config.memory.curate, round=r)
     return {"lessons_retired": report.retired}
+
+
+@timed
+def finetune_sets(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write the round's fine-tune sets (``finetune/round_N/``) from its own, fresh data."""
+    ctx, r = runtime.context, state["round"]
+    counts = write_round_sets(
+        ctx.paths,
+        r,
+        tasks=ctx.tasks,
+        memory=ctx.memory,
+        guard=ctx.guard,
+        instructions=ctx.suite.instruction,
+        held_out_ids=held_out(ctx.suite),
+        teacher_model=ctx.config.teacher.model,
+    )
+    return {"finetune_rows": {"sft": counts["sft"], "preference": counts["preference"]}}

@@ -1,7 +1,9 @@
 """The loop's nodes: each reads the run context, does one thing, returns a partial state.
 
 Every node that calls a model journals its per-item results under the run directory, so a node
-interrupted by a kill redoes only the items it had not finished when the run resumes.
+interrupted by a kill redoes only the items it had not finished when the run resumes. A spent budget
+(``BudgetExhausted`` from the cost ledger) ends the round where it is: the remaining model nodes of
+the round are skipped, ``decide`` rolls the round back and ``record_round`` stops the run.
 """
 
 from __future__ import annotations
@@ -14,23 +16,31 @@ from typing import Any, TypeVar, cast
 
 from langgraph.runtime import Runtime
 
+from tutelage.agents.build import build_student
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.agents.teacher import Diagnosis, Teacher
+from tutelage.errors import BudgetExhausted
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
+from tutelage.evals.stats import paired_sign_test
 from tutelage.evals.suites import Task
+from tutelage.loop.batches import select_batch
 from tutelage.loop.rundir import write_metrics
 from tutelage.loop.state import LoopState, RunContext
-from tutelage.memory.curate import Outcome, apply_credit
+from tutelage.memory.curate import Outcome, apply_credit, rollback_round
 from tutelage.optimizers import CompileContext, build_optimizer
 
 __all__ = [
     "attempt",
     "compile_program",
+    "decide",
     "diagnose",
     "evaluate_dev",
     "grade",
+    "monitor",
     "next_step",
+    "record_round",
     "sample_batch",
+    "start",
     "test_after",
     "test_before",
 ]
@@ -39,13 +49,20 @@ Node = TypeVar("Node", bound=Callable[..., dict[str, Any]])
 
 
 def timed(node: Node) -> Node:
-    """Add the node's wall time to the round's seconds."""
+    """Attribute the node's LM calls in the ledger, add its wall time to the round's seconds, and
+    turn a spent budget into state instead of an exception."""
 
     @functools.wraps(node)
     def wrapper(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        start = time.perf_counter()
-        update = node(state, runtime)
-        elapsed = time.perf_counter() - start
+        if state.get("budget_stop"):  # a budget ran out earlier in this round: no more model calls
+            return {}
+        runtime.context.ledger.at(state.get("round", 0), node.__name__)
+        began = time.perf_counter()
+        try:
+            update = node(state, runtime)
+        except BudgetExhausted as exc:
+            update = {"budget_stop": str(exc)}
+        elapsed = time.perf_counter() - began
         update["round_seconds"] = state.get("round_seconds", 0.0) + elapsed
         update["phase_seconds"] = {**state.get("phase_seconds", {}), node.__name__: round(elapsed, 1)}
         return update
@@ -77,42 +94,96 @@ def _evaluate(ctx: RunContext, program: StudentProgram, tasks: list[Task], journ
     return accuracy(attempts).accuracy
 
 
-def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Save the starting program (no lessons yet) and score it once on the held-out test split."""
+def _scores(ctx: RunContext, path: str) -> dict[str, float]:
+    journal: dict[str, Attempt] = load_journal(ctx.paths.root / path, Attempt)
+    return {i: a.score for i, a in journal.items()}
+
+
+def _journal_path(ctx: RunContext, round_no: int, name: str) -> str:
+    return str(ctx.paths.journal(round_no, name).relative_to(ctx.paths.root))
+
+
+@timed
+def start(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Save the starting program (no lessons yet) and score it on dev: the first incumbent."""
     ctx = runtime.context
-    mem = ctx.config.memory
-    program = StudentProgram(
-        ctx.suite.instruction,
+    program = build_student(
+        ctx.config,
+        instructions=ctx.suite.instruction,
         memory=ctx.memory,
-        k_examples=mem.k_examples,
-        k_strategies=mem.k_strategies,
         choices=ctx.suite.labels if ctx.config.suite.snap_to_labels else None,
         scope=ctx.suite.name,
-        mmr=mem.mmr,
-        token_budget=mem.token_budget,
     )
     path = ctx.paths.program(0)
     program.save_json(path, round=0, optimizer="initial")
-    start = time.perf_counter()
-    score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("before"), "test (before round 1)")
+    dev = _evaluate(ctx, program, ctx.suite.dev, ctx.paths.journal(0, "dev"), "dev (starting program)")
     return {
         "round": 0,
         "rounds": [],
-        "test_before": score,
-        "test_seconds": {"before": round(time.perf_counter() - start, 1)},
         "program_path": str(path.relative_to(ctx.paths.root)),
+        "incumbent_dev_path": _journal_path(ctx, 0, "dev"),
+        "incumbent_round": 0,
+        "dev_start": dev,
+        "dev_incumbent": dev,
+        "rollbacks_in_row": 0,
     }
 
 
+def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Score the starting program once on the held-out test split (recorded, never budget-limited)."""
+    ctx = runtime.context
+    ctx.ledger.at(0, "test")
+    program = load_program(ctx, state["program_path"])
+    began = time.perf_counter()
+    score = _evaluate(ctx, program, ctx.suite.test, ctx.paths.test_journal("before"), "test (before round 1)")
+    update: dict[str, Any] = {
+        "test_before": score,
+        "test_seconds": {"before": round(time.perf_counter() - began, 1)},
+    }
+    if state.get("budget_stop"):
+        update["stop_reason"] = state["budget_stop"]
+    return update
+
+
+def _seen(ctx: RunContext, before_round: int) -> dict[str, Attempt]:
+    """Every train item attempted before ``before_round``, with its latest attempt, oldest first."""
+    seen: dict[str, Attempt] = {}
+    for r in range(1, before_round):
+        for task_id, a in load_journal(ctx.paths.journal(r, "attempts"), Attempt).items():
+            seen.pop(task_id, None)
+            seen[task_id] = a
+    return seen
+
+
 def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """The next train batch: a fresh, seeded slice of train items never sampled before."""
+    """The next train batch (``loop.batch``: uniform, hard or curriculum), seeded."""
     ctx = runtime.context
     round_no = state.get("round", 0) + 1
-    size = ctx.config.loop.batch_size
-    pool = _shuffled_train(ctx)[: max(0, len(ctx.suite.train) - ctx.config.loop.search_size)]
-    start = ((round_no - 1) * size) % max(1, len(pool))
-    batch = (pool[start:] + pool[:start])[:size]
-    return {"round": round_no, "batch_ids": [t.id for t in batch], "round_seconds": 0.0, "phase_seconds": {}}
+    loop = ctx.config.loop
+    pool = _shuffled_train(ctx)[: max(0, len(ctx.suite.train) - loop.search_size)]
+    batch = select_batch(
+        loop.batch,
+        pool=pool,
+        seen=_seen(ctx, round_no),
+        size=loop.batch_size,
+        seed=ctx.config.seed + round_no,
+        embed=ctx.memory.embedder.embed,
+    )
+    return {
+        "round": round_no,
+        "batch_ids": [t.id for t in batch],
+        "failed_ids": [],
+        "round_seconds": 0.0,
+        "phase_seconds": {},
+        "lessons_added": 0,
+        "lessons_refused": 0,
+        "lessons_rejected": 0,
+        "lessons_retired": 0,
+        "candidate_path": None,
+        "dev_accuracy": None,
+        "monitor_fit": None,
+        "finetune_rows": {},
+    }
 
 
 @timed
@@ -154,8 +225,17 @@ def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     failed = [ctx.tasks[i] for i in state["failed_ids"]]
     teacher = Teacher(ctx.suite.teacher_demo)
     ctx.reporter.phase(f"round {r}: teacher diagnoses", len(failed))
+    guards = ctx.config.guards
+    temperature = ctx.config.teacher.temperature or 0.7
     run_tasks(
-        lambda task: teacher.diagnose(task, attempts[task.id], lm=ctx.teacher_lm),
+        lambda task: teacher.diagnose(
+            task,
+            attempts[task.id],
+            lm=ctx.teacher_lm,
+            samples=guards.teacher_samples,
+            temperature=temperature,
+            diversity=guards.diversity,
+        ),
         failed,
         concurrency=ctx.config.teacher.concurrency,
         journal=ctx.paths.journal(r, "teacher"),
@@ -202,39 +282,122 @@ def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str,
     )
     path = ctx.paths.program(r)
     compiled.program.save_json(path, round=r, optimizer=optimizer.name, trials=compiled.trials)
-    return {"program_path": str(path.relative_to(ctx.paths.root)), "k_examples": compiled.program.k_examples}
+    return {
+        "candidate_path": str(path.relative_to(ctx.paths.root)),
+        "k_examples": compiled.program.k_examples,
+    }
 
 
 @timed
 def evaluate_dev(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Score the compiled program on the fixed dev split and record the round."""
+    """Score the round's compiled program on the fixed dev split, item by item."""
     ctx, r = runtime.context, state["round"]
-    program = load_program(ctx, state["program_path"])
+    program = load_program(ctx, str(state["candidate_path"]))
     dev = _evaluate(ctx, program, ctx.suite.dev, ctx.paths.journal(r, "dev"), f"round {r}: dev evaluation")
     return {"dev_accuracy": dev}
 
 
+@timed
+def monitor(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Teacher-hacking monitor: how well the compiled program now does on failures the teacher taught."""
+    ctx, r = runtime.context, state["round"]
+    size = ctx.config.guards.monitor_size
+    failed = sorted(state.get("failed_ids", []))
+    if not size or not failed:
+        return {"monitor_fit": None}
+    sample = random.Random(ctx.config.seed + r).sample(failed, min(size, len(failed)))
+    program = load_program(ctx, str(state["candidate_path"]))
+    fit = _evaluate(
+        ctx, program, [ctx.tasks[i] for i in sample], ctx.paths.journal(r, "monitor"), f"round {r}: monitor"
+    )
+    return {"monitor_fit": fit}
+
+
+def decide(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Accept the round's program only if it beats the incumbent on the same dev items by more than
+    noise (``loop.accept``); otherwise roll the round back: the incumbent stays and every status
+    change the round made to the memory is undone."""
+    ctx, r = runtime.context, state["round"]
+    rule = ctx.config.loop.accept
+    update: dict[str, Any] = {"flag": None}
+    if state.get("budget_stop") or not state.get("candidate_path") or state.get("dev_accuracy") is None:
+        accepted, why = False, f"round {r} did not finish: {state.get('budget_stop') or 'no program'}"
+        update.update(gain=None, p_value=None)
+    else:
+        paired = paired_sign_test(
+            _scores(ctx, state["incumbent_dev_path"]), _scores(ctx, _journal_path(ctx, r, "dev"))
+        )
+        accepted = paired.gain > rule.min_gain and paired.p_value < rule.alpha
+        why = paired.describe()
+        update.update(gain=paired.gain, p_value=paired.p_value)
+        fit = state.get("monitor_fit")
+        guards = ctx.config.guards
+        if fit is not None and fit >= guards.monitor_margin and paired.gain <= 0:
+            # The taught failures were all wrong before the round: a rise there without a dev gain
+            # means the student fits the teacher's lessons, not the task.
+            update["flag"] = (
+                f"possible teacher hacking: {100 * fit:.0f}% of the failures the teacher taught are now "
+                f"solved, but dev moved {100 * paired.gain:+.1f} pts"
+            )
+    if accepted:
+        update.update(
+            program_path=state["candidate_path"],
+            incumbent_dev_path=_journal_path(ctx, r, "dev"),
+            incumbent_round=r,
+            dev_incumbent=state["dev_accuracy"],
+            rollbacks_in_row=0,
+        )
+    else:
+        undone = rollback_round(ctx.memory, r, f"rolled back: round {r} not accepted ({why})")
+        update.update(rollbacks_in_row=state.get("rollbacks_in_row", 0) + 1, lessons_rolled_back=undone)
+    update.update(accepted=accepted, decision=("accepted: " if accepted else "rolled back: ") + why)
+    return update
+
+
+def _stop_reason(state: LoopState, ctx: RunContext) -> str | None:
+    loop = ctx.config.loop
+    if state.get("budget_stop"):
+        return str(state["budget_stop"])
+    if (spent := ctx.ledger.exhausted()) is not None:
+        return spent
+    if loop.patience is not None and state.get("rollbacks_in_row", 0) >= loop.patience:
+        return f"patience: {loop.patience} round(s) in a row rolled back"
+    if state["round"] >= loop.rounds:
+        return "max rounds reached"
+    return None
+
+
 def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Append the round's row to the metrics and write ``metrics.json``."""
+    """Append the round's row (scores, decision, lessons, cost) to ``metrics.json``; decide to stop."""
     ctx, r = runtime.context, state["round"]
     row = {
         "round": r,
-        "dev_accuracy": state["dev_accuracy"],
+        "dev_accuracy": state.get("dev_accuracy"),
+        "dev_incumbent": state.get("dev_incumbent"),
+        "accepted": state.get("accepted", False),
+        "decision": state.get("decision"),
+        "gain": state.get("gain"),
+        "p_value": state.get("p_value"),
+        "monitor_fit": state.get("monitor_fit"),
+        "flag": state.get("flag"),
         "lessons": ctx.memory.count(status="active"),
         "lessons_stored": ctx.memory.count(),
         "lessons_refused": state.get("lessons_refused", 0),
         "lessons_rejected": state.get("lessons_rejected", 0),
         "lessons_retired": state.get("lessons_retired", 0),
+        "lessons_rolled_back": state.get("lessons_rolled_back", 0) if not state.get("accepted") else 0,
         "seconds": round(state.get("round_seconds", 0.0), 1),
         "train_accuracy": state.get("train_accuracy"),
         "diagnosed": len(state.get("failed_ids", [])),
         "lessons_added": state.get("lessons_added", 0),
         "k_examples": state.get("k_examples"),
+        "batch": ctx.config.loop.batch,
+        "cost": ctx.ledger.round_totals(r),
+        "finetune_rows": state.get("finetune_rows", {}),
         "phase_seconds": state.get("phase_seconds", {}),
     }
     rounds = [*[x for x in state.get("rounds", []) if x["round"] != r], row]
-    stop = "max rounds reached" if r >= ctx.config.loop.rounds else None
-    update: dict[str, Any] = {"rounds": rounds, "stop_reason": stop}
+    update: dict[str, Any] = {"rounds": rounds, "stop_reason": _stop_reason(state, ctx)}
     write_metrics(ctx.paths, {**state, **update})
     ctx.reporter.round_done(row)
     return update
@@ -246,14 +409,15 @@ def next_step(state: LoopState) -> str:
 
 
 def test_after(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Score the final program once on the held-out test split."""
+    """Score the kept program (the last accepted one) once on the held-out test split."""
     ctx = runtime.context
+    ctx.ledger.at(state.get("round", 0), "test")
     program = load_program(ctx, state["program_path"])
-    start = time.perf_counter()
+    began = time.perf_counter()
     score = _evaluate(
         ctx, program, ctx.suite.test, ctx.paths.test_journal("after"), "test (after last round)"
     )
-    seconds = {**state.get("test_seconds", {}), "after": round(time.perf_counter() - start, 1)}
+    seconds = {**state.get("test_seconds", {}), "after": round(time.perf_counter() - began, 1)}
     update: dict[str, Any] = {"test_after": score, "test_seconds": seconds}
     write_metrics(ctx.paths, {**state, **update})
     return update

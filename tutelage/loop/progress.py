@@ -30,7 +30,8 @@ class LogReporter:
         return None
 
     def round_done(self, row: dict[str, Any]) -> None:
-        log.info("round %s: dev %.1f%%, %s lessons", row["round"], 100 * row["dev_accuracy"], row["lessons"])
+        dev = "-" if row.get("dev_accuracy") is None else f"{100 * row['dev_accuracy']:.1f}%"
+        log.info("round %s: dev %s, %s, %s lessons", row["round"], dev, row.get("decision"), row["lessons"])
 
     def message(self, text: str) -> None:
         log.info("%s", text)

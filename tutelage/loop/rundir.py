@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from tutelage.agents.ledger import Ledger
 from tutelage.config import RunConfig
 from tutelage.errors import RunDirError
 from tutelage.memory.lesson import Lesson, reason_category
@@ -39,6 +40,10 @@ class RunPaths:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints.sqlite"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.jsonl"
 
     @property
     def report(self) -> Path:
@@ -89,11 +94,16 @@ def new_run_dir(cfg: RunConfig) -> RunPaths:
 
 def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:
     """Write ``metrics.json`` from the loop state (atomically); return what was written."""
+    ledger = Ledger(paths.ledger)
     data = {
         "rounds": state.get("rounds", []),
         "test_accuracy": {"before": state.get("test_before"), "after": state.get("test_after")},
+        "dev_accuracy": {"start": state.get("dev_start"), "kept": state.get("dev_incumbent")},
+        "kept_round": state.get("incumbent_round"),
         "test_seconds": state.get("test_seconds", {}),
         "stop_reason": state.get("stop_reason"),
+        "cost": ledger.totals(),
+        "wall_seconds": round(ledger.recorded_seconds(), 1),
     }
     tmp = paths.metrics.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))

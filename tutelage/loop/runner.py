@@ -12,6 +12,7 @@ from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import RunDirError, TutelageError
@@ -67,7 +68,7 @@ def _drive(
     paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
 ) -> RunResult:
     suite = load_suite(cfg.suite)
-    config = {**THREAD, "recursion_limit": 12 * cfg.loop.rounds + 20}
+    config = {**THREAD, "recursion_limit": 16 * cfg.loop.rounds + 20}
     with contextlib.ExitStack() as stack:
         saver = stack.enter_context(_checkpointer(paths)) if paths.checkpoints.exists() else None
         if saver is not None and not fresh and not build_graph(saver).get_state(config).next:
@@ -79,14 +80,16 @@ def _drive(
             memory = open_memory(paths, cfg, embedder)
             endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
             saver = saver or stack.enter_context(_checkpointer(paths))
+            ledger = Ledger.for_run(cfg, paths.ledger)
             ctx = RunContext(
                 config=cfg,
                 suite=suite,
                 memory=memory,
-                student_lm=build_lm(cfg.student, endpoints.student),
-                teacher_lm=build_lm(cfg.teacher, endpoints.teacher),
+                student_lm=build_lm(cfg.student, endpoints.student, name="student", ledger=ledger),
+                teacher_lm=build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger),
                 paths=paths,
                 reporter=reporter,
+                ledger=ledger,
             )
             state = build_graph(saver).invoke({} if fresh else None, config=config, context=ctx)
     metrics = write_metrics(paths, state)

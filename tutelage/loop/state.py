@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from tutelage.agents.ledger import Ledger
 from tutelage.config import RunConfig
 from tutelage.evals.suites import Suite, Task
 from tutelage.loop.progress import Reporter
@@ -19,7 +20,22 @@ class LoopState(TypedDict, total=False):
     round: int
     batch_ids: list[str]
     failed_ids: list[str]
-    program_path: str
+    program_path: str  # the incumbent: the last accepted program (round 0: the starting one)
+    candidate_path: str | None  # this round's compiled program, until ``decide``
+    incumbent_dev_path: str  # the incumbent's per-item dev journal, for the paired comparison
+    incumbent_round: int
+    dev_start: float
+    dev_incumbent: float
+    accepted: bool
+    decision: str | None
+    gain: float | None
+    p_value: float | None
+    rollbacks_in_row: int
+    lessons_rolled_back: int
+    monitor_fit: float | None
+    flag: str | None
+    budget_stop: str | None
+    finetune_rows: dict[str, int]
     round_seconds: float
     phase_seconds: dict[str, float]
     train_accuracy: float
@@ -28,7 +44,7 @@ class LoopState(TypedDict, total=False):
     lessons_rejected: int
     lessons_retired: int
     k_examples: int
-    dev_accuracy: float
+    dev_accuracy: float | None  # this round's compiled program on dev
     rounds: list[dict[str, Any]]
     test_before: float
     test_after: float
@@ -38,7 +54,8 @@ class LoopState(TypedDict, total=False):
 
 @dataclass
 class RunContext:
-    """Everything a node needs that is not state: config, suite, memory, LM clients, paths, reporter."""
+    """Everything a node needs that is not state: config, suite, memory, LM clients, paths, reporter,
+    and the cost ledger the LM clients record into."""
 
     config: RunConfig
     suite: Suite
@@ -47,6 +64,7 @@ class RunContext:
     teacher_lm: Any
     paths: RunPaths
     reporter: Reporter
+    ledger: Ledger = field(default_factory=Ledger)
     tasks: dict[str, Task] = field(default_factory=dict)
     guard: LeakageGuard = field(init=False)
 

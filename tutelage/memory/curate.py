@@ -21,7 +21,7 @@ from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
 
-__all__ = ["Curation", "Outcome", "apply_credit", "credit", "curate"]
+__all__ = ["Curation", "Outcome", "apply_credit", "credit", "curate", "rollback_round"]
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,22 @@ def _merge(store: ChromaLessonStore, active: list[Lesson], threshold: float, rou
             by_id[keep.id] = survivor
             merged.add(drop.id)
     return sorted(merged)
+
+
+def rollback_round(store: ChromaLessonStore, round: int, reason: str) -> int:
+    """Undo every status change round ``round`` made, so the memory is as the round found it.
+
+    Lessons written in the round are retired; lessons the round retired, merged or activated go back
+    to the status they had before it. Counters stay (they record what was observed). Each undo is a
+    new history entry with ``reason``, so replaying an earlier round still sees what it saw.
+    """
+    undone = []
+    for lesson in store.all(LessonFilter(status=None)):
+        if not any(change.round == round for change in lesson.history):
+            continue
+        before = [c.status for c in lesson.history if c.round is not None and c.round < round]
+        target = before[-1] if before else "retired"
+        if lesson.status != target:
+            undone.append(lesson.with_status(target, reason, round=round))
+    store.put(undone)
+    return len(undone)

@@ -2,7 +2,7 @@
 
 Tries every (examples, strategies) pair of ``search_k`` x ``search_strategies`` on a train minibatch
 whose items are never written to memory, and keeps the best; ties go to fewer lessons (a shorter,
-cheaper prompt).
+cheaper prompt). An empty list keeps the program's current setting for that kind.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ class FewShot:
     def compile(
         self, student: StudentProgram, *, trainset: list[Task], valset: list[Task], ctx: CompileContext
     ) -> Compiled:
+        depths = ctx.config.search_k or (student.k_examples,)
+        strategies = ctx.config.search_strategies or (student.k_strategies,)
         grid = sorted(
-            {(k, s) for k in ctx.config.search_k for s in ctx.config.search_strategies},
+            {(k, s) for k in depths for s in strategies},
             key=lambda ks: (ks[0] + ks[1], ks),
         )
         best, best_score, trials = student, -1.0, []
