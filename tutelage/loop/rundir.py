@@ -135,6 +135,25 @@ def _memory_section(lessons: list[Lesson]) -> list[str]:
     return lines
 
 
+def _cost_section(metrics: dict[str, Any]) -> list[str]:
+    """Tokens, money, calls and failures per role, per round and in total (sums of ``ledger.jsonl``)."""
+    lines = [
+        "## Cost",
+        "",
+        "| round | role | calls | failures | tokens in | tokens out | USD | LM seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [(str(r["round"]), r.get("cost", {})) for r in metrics["rounds"]]
+    for label, cost in [*rows, ("total (incl. start and test)", metrics.get("cost", {}))]:
+        for role, c in sorted(cost.items()):
+            lines.append(
+                f"| {label} | {role} | {c['calls']} | {c['failures']} | {c['tokens_in']:,} "
+                f"| {c['tokens_out']:,} | {c['usd']:.4f} | {c['seconds']:.0f} |"
+            )
+    lines += ["", f"Wall time: {metrics.get('wall_seconds', 0):.0f} s. Every call: `ledger.jsonl`."]
+    return lines
+
+
 def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lessons: list[Lesson]) -> None:
     """``report.md`` (per-round table, test accuracy, memory summary) and ``playbook.md``."""
     test = metrics["test_accuracy"]
@@ -154,16 +173,34 @@ def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lesso
         f"after the last round.** Active lessons: {active}.",
         "",
         "| round | train acc (attempts) | failures diagnosed | lessons written | refused (leakage) "
-        "| rejected (verify) | retired (curation) | active | k examples | dev acc | seconds |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rejected (verify) | retired (curation) | rolled back | active | k examples | dev acc "
+        "| kept | seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for row in metrics["rounds"]:
         lines.append(
             f"| {row['round']} | {pct(row.get('train_accuracy'))} | {row.get('diagnosed', 0)} "
             f"| {row.get('lessons_added', 0)} | {row.get('lessons_refused', 0)} "
-            f"| {row.get('lessons_rejected', 0)} | {row.get('lessons_retired', 0)} | {row['lessons']} "
-            f"| {row.get('k_examples', '-')} | {pct(row['dev_accuracy'])} | {row['seconds']:.0f} |"
+            f"| {row.get('lessons_rejected', 0)} | {row.get('lessons_retired', 0)} "
+            f"| {row.get('lessons_rolled_back', 0)} | {row['lessons']} "
+            f"| {row.get('k_examples', '-')} | {pct(row.get('dev_accuracy'))} "
+            f"| {'yes' if row.get('accepted') else 'no'} | {row['seconds']:.0f} |"
         )
-    lines += ["", f"Stopped: {metrics.get('stop_reason') or 'running'}.", "", *_memory_section(lessons), ""]
+    dev = metrics.get("dev_accuracy", {})
+    lines += [
+        "",
+        f"Stopped: {metrics.get('stop_reason') or 'running'}. Dev accuracy {pct(dev.get('start'))} with the "
+        f"starting program, {pct(dev.get('kept'))} with the kept one (round {metrics.get('kept_round')}).",
+        "",
+        "Decisions (paired on the same dev items):",
+        "",
+        *(f"- round {row['round']}: {row.get('decision')}" for row in metrics["rounds"]),
+        *(f"- round {row['round']}: **{row['flag']}**" for row in metrics["rounds"] if row.get("flag")),
+        "",
+        *_cost_section(metrics),
+        "",
+        *_memory_section(lessons),
+        "",
+    ]
     paths.report.write_text("\n".join(lines))
     (paths.root / "playbook.md").write_text(playbook_markdown(lessons, title=f"run {paths.root.name}"))
