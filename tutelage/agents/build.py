@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram
 from tutelage.config import RunConfig
@@ -25,28 +27,22 @@ def build_student(
         ...                         choices=suite.labels, scope=suite.name)
     """
     mem, agent = cfg.memory, cfg.agent
+    common: dict[str, Any] = {
+        "memory": memory,
+        "choices": choices,
+        "scope": scope,
+        "k_examples": mem.k_examples,
+        "k_strategies": mem.k_strategies,
+        "mmr": mem.mmr,
+        "token_budget": mem.token_budget,
+    }
     if agent.kind == "plain":
-        return StudentProgram(
-            instructions,
-            memory=memory,
-            choices=choices,
-            scope=scope,
-            k_examples=mem.k_examples,
-            k_strategies=mem.k_strategies,
-            mmr=mem.mmr,
-            token_budget=mem.token_budget,
-        )
+        return StudentProgram(instructions, **common)
     return ReActStudent(
         instructions,
         tools=agent.tools,
         max_steps=agent.max_steps,
         python_timeout=agent.python_timeout,
         python_memory_mb=agent.python_memory_mb,
-        memory=memory,
-        choices=choices,
-        scope=scope,
-        k_examples=mem.k_examples,
-        k_strategies=mem.k_strategies,
-        mmr=mem.mmr,
-        token_budget=mem.token_budget,
+        **common,
     )

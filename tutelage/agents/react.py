@@ -301,18 +301,6 @@ class ReActStudent(StudentProgram):
         """The tool settings saved with the program."""
         return {"tools": list(self.tools), **{key: getattr(self, key) for key in _SETTINGS[1:]}}
 
-    def deepcopy(self) -> ReActStudent:  # the memory store is shared, never copied
-        copy = ReActStudent(
-            self.instructions,
-            memory=self.memory,
-            choices=self.choices,
-            **self.settings(),
-            **{key: getattr(self, key) for key in _POLICY},
-        )
-        copy.predict = self.predict.deepcopy()
-        copy.extra = list(self.extra)
-        return copy
-
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "format": REACT_FORMAT, **self.settings()}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
@@ -101,11 +101,16 @@ class StudentProgram(dspy.Module):
         copy.extra = list(lessons)
         return copy
 
-    def deepcopy(self) -> StudentProgram:  # the memory store is shared, never copied
-        copy = StudentProgram(
+    def settings(self) -> dict[str, Any]:
+        """Constructor settings a subclass saves and copies besides the retrieval policy."""
+        return {}
+
+    def deepcopy(self) -> Self:  # the memory store is shared, never copied
+        copy = type(self)(
             self.instructions,
             memory=self.memory,
             choices=self.choices,
+            **self.settings(),
             **{key: getattr(self, key) for key in _POLICY},
         )
         copy.predict = self.predict.deepcopy()
