@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dspy
 
-__all__ = ["Diagnose", "Solve"]
+__all__ = ["Diagnose", "Reflect", "Solve"]
 
 
 class Solve(dspy.Signature):
@@ -21,4 +21,14 @@ class Diagnose(dspy.Signature):
     STRATEGY: <a short general rule that would have led to the correct answer>"""
 
     attempt: str = dspy.InputField(desc="the task, the student's answer and the correct answer")
+    reply: str = dspy.OutputField(desc="DIAGNOSIS and STRATEGY lines")
+
+
+class Reflect(dspy.Signature):
+    """You are a teacher. A student answered some tasks wrongly; each comes with feedback.
+    Find what the mistakes have in common. Reply in exactly this format:
+    DIAGNOSIS: <what the student keeps getting wrong, one sentence>
+    STRATEGY: <a short general rule that avoids this mistake on any similar task>"""
+
+    failures: str = dspy.InputField(desc="the tasks, the student's answers and the feedback on each")
     reply: str = dspy.OutputField(desc="DIAGNOSIS and STRATEGY lines")
