@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -81,3 +82,36 @@ def test_a_bad_override_is_blamed_on_the_override() -> None:
     result = runner.invoke(app, ["run", "--set", "loop.rounds=zero"])
     assert result.exit_code == 1
     assert "with --set loop.rounds=zero: loop.rounds" in _one_line_error(result)
+
+
+def test_run_prints_why_it_stopped_what_it_cost_and_which_program_it_kept(tmp_path: Path) -> None:
+    with (
+        ScriptedServer() as student,
+        ScriptedServer(lambda r: "DIAGNOSIS: d\nSTRATEGY: look closer") as teacher,
+    ):
+        cfg = scripted_config(tmp_path, student.api_base, teacher.api_base)
+        config = tmp_path / "run.yaml"
+        config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        result = runner.invoke(
+            app,
+            [
+                "run",
+                str(config),
+                "--set",
+                "loop.rounds=4",
+                "--set",
+                "loop.budget.teacher_tokens=1500",
+                "--set",
+                "memory.embedder.provider=openai",
+                "--set",
+                f"memory.embedder.api_base={student.api_base}",
+                "--set",
+                "memory.embedder.model=hash",
+            ],
+            env={"COLUMNS": "80"},
+        )
+    assert result.exit_code == 0, result.output
+    assert "stopped: teacher token budget spent (" in result.output
+    assert "cost: student " in result.output and "teacher " in result.output
+    assert "at the start ->" in result.output and "kept" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80

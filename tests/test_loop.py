@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import tutelage
+from tutelage.agents.student import StudentProgram
 from tutelage.loop import LogReporter
 from tutelage.loop.rundir import RunPaths
 from tutelage.loop.runner import open_memory
@@ -108,7 +109,7 @@ def test_student_load_answers_with_the_runs_program_and_memory(
     assert out["score"] == 1.0 and lesson.id in out["lesson_ids"]
 
 
-@pytest.mark.parametrize("optimizer", ["bootstrap", "none"])
+@pytest.mark.parametrize("optimizer", ["bootstrap", "none", "mipro", "gepa"])
 def test_other_optimizers_compile_a_reloadable_program(tmp_path: Path, optimizer: str) -> None:
     suite_cfg = scripted_config(tmp_path, "http://x", "http://x").suite
     gold = {t.input: t.answer for t in tutelage.evals.load_suite(suite_cfg).by_id().values()}
@@ -118,11 +119,20 @@ def test_other_optimizers_compile_a_reloadable_program(tmp_path: Path, optimizer
 
     with ScriptedServer(oracle) as student, ScriptedServer(lambda r: "DIAGNOSIS: d") as teacher:
         cfg = scripted_config(
-            tmp_path, student.api_base, teacher.api_base, f"loop.optimizer={optimizer}", "loop.rounds=1"
+            tmp_path,
+            student.api_base,
+            teacher.api_base,
+            f"loop.optimizer={optimizer}",
+            "loop.rounds=1",
+            "loop.trials=2",
+            "loop.metric_calls=12",
         )
         result = tutelage.run(cfg, embedder=HashEmbedder())
-    program = json.loads((result.run_dir / "programs" / "round_1.json").read_text())
-    assert program["meta"]["optimizer"] == optimizer
+    path = result.run_dir / "programs" / "round_1.json"
+    program = json.loads(path.read_text())
+    assert program["meta"]["optimizer"] == optimizer and "trials" in program["meta"]
+    reloaded = StudentProgram.load_json(path, memory=None)
+    assert reloaded.predict.signature.instructions == program["instructions"]
     assert len(program["predict"]["demos"]) == (2 if optimizer == "bootstrap" else 0)
     assert result.metrics["rounds"][0]["dev_accuracy"] == 1.0
 
