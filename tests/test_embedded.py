@@ -41,14 +41,16 @@ def test_two_round_loop_on_the_embedded_model_improves_held_out_accuracy(tmp_pat
             "loop.batch_size=24",
             "loop.search_size=8",
             "loop.search_k=[2, 4]",
-            "suite.dev_size=10",
+            "suite.dev_size=20",
             "suite.test_size=20",
         ],
     )
     result = tutelage.run(cfg)
     rounds = result.metrics["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
-    assert rounds[-1]["lessons"] > rounds[0]["lessons"] > 0
+    assert rounds[0]["lessons"] > 0
+    # A later round may be rolled back, never the kept program worse than the starting one.
+    assert result.metrics["dev_accuracy"]["kept"] >= result.metrics["dev_accuracy"]["start"]
     assert result.test_before is not None and result.test_after is not None
     assert result.test_after > result.test_before
     with tutelage.Student.load(result.run_dir) as student:
