@@ -42,6 +42,7 @@ def test_two_round_loop_on_the_embedded_model_improves_held_out_accuracy(tmp_pat
             "loop.search_size=8",
             "loop.search_k=[2, 4]",
             "suite.dev_size=20",
+            "loop.accept.alpha=1.0",  # any dev gain is kept: this test is about learning, not the gate
             "suite.test_size=20",
         ],
     )
