@@ -1,0 +1,435 @@
+"""Benchmark tutelage against anchors: zero-shot, random few-shot and whole-train retrieval, one table.
+
+Every row uses the same student model (the config's; the embedded SmolLM2-135M by default), the same
+prompt format (``StudentProgram`` + ``PlainChatAdapter``, demos as chat turns, replies snapped to
+the labels) and the same held-out test items, so rows differ only in which demos the student sees:
+
+- zero-shot: the instruction alone;
+- LabeledFewShot(8): 8 fixed train items, a seeded random sample;
+- whole-train retrieval (k=8): the 8 train items nearest each task, from a store holding the whole
+  train split (the upper bound for example retrieval; built once under ``--dir``/stores, then reused);
+- tutelage + OPTIMIZER: ``tutelage.run`` with the config plus ``loop.optimizer=OPTIMIZER``, scored
+  from its ``metrics.json`` (accuracy after the last round, cost totals, active lessons).
+
+    .venv/bin/python bench/anchors.py             # 3 baselines + tutelage with fewshot, mipro, gepa, none
+    .venv/bin/python bench/anchors.py --quick     # smoke run: 20 test items, one tiny round
+    .venv/bin/python bench/anchors.py --optimizers fewshot --rounds 5 --set memory.k_examples=8
+    .venv/bin/python bench/anchors.py --optimizers '' --test-size 10   # baselines only, on 10 items
+
+Writes under ``--dir`` (default ``runs/anchors``): the tutelage runs, the baselines' per-item
+journals, the cached whole-train stores, and the table as JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import tutelage  # before dspy/chromadb/transformers: sets the offline LiteLLM/HF/telemetry defaults
+from tutelage.agents.ledger import Ledger
+from tutelage.agents.lm import build_lm, open_endpoints
+from tutelage.agents.student import make_solver
+from tutelage.config import RunConfig, load_config
+from tutelage.errors import TutelageError
+from tutelage.evals.baselines import BASELINES, build_baseline
+from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
+from tutelage.evals.suites import Suite, load_suite
+from tutelage.memory.embed import Embedder, build_embedder
+
+K = 8
+OPTIMIZERS = "fewshot,mipro,gepa,none"
+# Tiny sizes for a smoke run (--rounds, --test-size and --set still override them). The dev split
+# is cut from train, so a quick run's train split (and its cached store) differs from a full run's.
+QUICK = (
+    "suite.test_size=20",
+    "suite.dev_size=8",
+    "loop.rounds=1",
+    "loop.batch_size=12",
+    "loop.search_size=6",
+    "loop.search_k=[2, 4]",
+    "loop.trials=2",
+    "loop.metric_calls=12",
+    "guards.monitor_size=4",
+)
+LABELS = {
+    "zero-shot": "zero-shot",
+    "fewshot-random": f"LabeledFewShot({K})",
+    "retrieval-train": f"whole-train retrieval (k={K})",
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Row:
+    """One line of the table; ``None`` is a cell that was not measured (printed as ``-``)."""
+
+    method: str
+    kind: str  # "baseline" or "tutelage"
+    name: str  # the baseline or the optimizer
+    accuracy: float | None = None
+    n: int | None = None
+    failures: int | None = None
+    student: dict[str, Any] | None = None  # calls, failures, tokens_in, tokens_out, usd, seconds
+    teacher: dict[str, Any] | None = None
+    seconds: float | None = None
+    build_seconds: float | None = None
+    lessons: int | None = None
+    memory_fraction: float | None = None
+    vs_retrieval: float | None = None
+    run_dir: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- baselines ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A stderr line every ``every`` items: done/total, elapsed, seconds per item."""
+
+    def __init__(self, label: str, every: int = 10) -> None:
+        self.label, self.every = label, every
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if done and (done % self.every == 0 or done == total):
+            spent = time.perf_counter() - self.start
+            log(f"[{self.label}] {done}/{total} items, {spent:.0f}s ({spent / done:.2f} s/item)")
+
+
+def run_baselines(
+    cfg: RunConfig, suite: Suite, names: Sequence[str], embedder: Embedder, out: Path, seed: int
+) -> list[Row]:
+    rows: list[Row] = []
+    journals = out / "baselines"
+    journals.mkdir(parents=True, exist_ok=True)
+    # One endpoint for the student only (the baselines have no teacher).
+    with open_endpoints(cfg.model_copy(update={"teacher": cfg.student}), log_dir=out) as endpoints:
+        for name in names:
+            row = Row(LABELS[name], "baseline", name)
+            rows.append(row)
+            t0 = time.perf_counter()
+            try:
+                program = build_baseline(
+                    name,
+                    suite,
+                    embedder=embedder,
+                    store_dir=out / "stores",
+                    seed=seed,
+                    k=K,
+                    snap_to_labels=cfg.suite.snap_to_labels,
+                )
+            except TutelageError as exc:
+                row.error = str(exc)
+                continue
+            row.build_seconds = round(time.perf_counter() - t0, 1)
+            if name == "fewshot-random":
+                row.method += f", seed {seed}"
+                row.lessons = len(program.predict.demos)
+            elif name == "retrieval-train" and program.memory is not None:
+                row.lessons = program.memory.count()
+                row.notes.append(f"store {program.memory.path} ready in {row.build_seconds:.0f}s")
+            else:
+                row.lessons = 0
+            row.memory_fraction = row.lessons / len(suite.train) if suite.train else None
+            log(f"[{name}] built in {row.build_seconds:.1f}s; scoring {len(suite.test)} test items")
+            ledger = Ledger()
+            ledger.at(0, "test")
+            lm = build_lm(cfg.student, endpoints.student, name="student", ledger=ledger)
+            journal = journals / f"{name}.jsonl"
+            journal.unlink(missing_ok=True)  # a fresh measurement every time: no reused items
+            t0 = time.perf_counter()
+            attempts = run_tasks(
+                make_solver(program, lm=lm, metric=suite.metric),
+                suite.test,
+                concurrency=cfg.student.concurrency,
+                journal=journal,
+                on_progress=Progress(name),
+            )
+            row.seconds = round(time.perf_counter() - t0, 1)
+            result = accuracy(attempts)
+            row.accuracy, row.n, row.failures = result.accuracy, result.n, result.failures
+            row.student = ledger.totals().get("student", {})
+            row.teacher = {"calls": 0, "tokens_in": 0, "tokens_out": 0}
+            log(f"[{name}] {100 * result.accuracy:.1f}% on {result.n} items in {row.seconds:.0f}s")
+    return rows
+
+
+# -- tutelage runs --------------------------------------------------------------------------------
+
+
+def run_tutelage(
+    optimizer: str, config: Path | None, overrides: list[str], suite: Suite, embedder: Embedder, out: Path
+) -> Row:
+    row = Row(f"tutelage + {optimizer}", "tutelage", optimizer)
+    t0 = time.perf_counter()
+    try:
+        cfg = load_config(
+            config,
+            [
+                *overrides,
+                f"runs_dir={out / 'runs'}",
+                f"name=anchors-{optimizer}",
+                f"loop.optimizer={optimizer}",
+            ],
+        )
+        from tutelage.optimizers import build_optimizer
+
+        build_optimizer(cfg.loop.optimizer)  # fail in a second, not after the first test pass
+        log(f"[tutelage + {optimizer}] running {cfg.loop.rounds} round(s)")
+        result = tutelage.run(cfg, embedder=embedder)
+    except TutelageError as exc:
+        row.error = str(exc)
+        return row
+    row.seconds = round(time.perf_counter() - t0, 1)
+    row.run_dir = str(result.run_dir)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    row.accuracy = metrics.get("test_accuracy", {}).get("after")
+    scored: dict[str, Attempt] = load_journal(result.run_dir / "evals" / "test_after.jsonl")
+    row.n = len(scored) or len(suite.test)
+    row.failures = sum(1 for a in scored.values() if a.error)
+    if set(scored) and set(scored) != {t.id for t in suite.test}:
+        row.notes.append("WARNING: scored other test items than the baselines")
+    cost = metrics.get("cost")
+    if isinstance(cost, dict):
+        row.student, row.teacher = cost.get("student", {}), cost.get("teacher", {})
+    rounds = metrics.get("rounds") or []
+    if rounds:
+        row.lessons = rounds[-1].get("lessons")
+        row.memory_fraction = (
+            row.lessons / len(suite.train) if row.lessons is not None and suite.train else None
+        )
+    log(f"[tutelage + {optimizer}] test {row.accuracy} after {len(rounds)} round(s) in {row.seconds:.0f}s")
+    return row
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def retrieval_accuracy(rows: Sequence[Row]) -> float | None:
+    return next((r.accuracy for r in rows if r.name == "retrieval-train" and r.accuracy), None)
+
+
+def add_ratios(rows: Sequence[Row]) -> None:
+    """Each tutelage row's accuracy over whole-train retrieval's (1.0 on that row itself)."""
+    best = retrieval_accuracy(rows)
+    for row in rows:
+        if best and row.accuracy is not None and (row.kind == "tutelage" or row.name == "retrieval-train"):
+            row.vs_retrieval = row.accuracy / best
+
+
+def machine_line(cfg: RunConfig) -> str:
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    return (
+        f"machine: {usable}/{cores} cores, python {platform.python_version()}, dspy {version('dspy')}, "
+        f"chromadb {version('chromadb')}; student {cfg.student.provider}:{cfg.student.model} "
+        f"(concurrency {cfg.student.concurrency}), teacher {cfg.teacher.provider}:{cfg.teacher.model}, "
+        f"embedder {cfg.memory.embedder.provider}:{cfg.memory.embedder.model}"
+    )
+
+
+def test_items(cfg: RunConfig, suite: Suite) -> dict[str, Any]:
+    ids = [t.id for t in suite.test]
+    return {
+        "suite": suite.name,
+        "split": "test",
+        "seed": cfg.suite.seed,  # the test file is shuffled with random.Random(seed + 1)
+        "n": len(ids),
+        "of": len(suite.held_out) or len(ids),
+        "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12],
+        "ids": ids,
+    }
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> float:
+    """Half-width of the 95% Wilson score interval, in accuracy points (0-1)."""
+    if n == 0:
+        return float("nan")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(centre + half - p, p - (centre - half))
+
+
+def _cells(row: Row, train: int) -> tuple[str, ...]:
+    def tokens(role: dict[str, Any] | None) -> str:
+        return "-" if role is None else f"{role.get('tokens_in', 0) + role.get('tokens_out', 0):,}"
+
+    acc = "-"
+    if row.accuracy is not None and row.n:
+        acc = f"{100 * row.accuracy:.1f}% ±{100 * wilson(row.accuracy, row.n):.0f} (n={row.n})"
+    memory = "-"
+    if row.lessons is not None:
+        memory = f"{row.lessons:,} ({100 * row.lessons / train:.2f}%)" if train else f"{row.lessons:,}"
+    return (
+        row.method,
+        acc,
+        "-" if row.student is None else f"{row.student.get('calls', 0):,}",
+        tokens(row.teacher),
+        "-" if row.seconds is None else f"{row.seconds:,.0f}s",
+        memory,
+        "-" if row.vs_retrieval is None else f"{row.vs_retrieval:.2f}x",
+    )
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print(
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    )
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+
+
+def report(rows: list[Row], items: dict[str, Any], train: int, wall: float) -> None:
+    print(
+        f"test items: {items['suite']} {items['split']} split shuffled with suite.seed={items['seed']}, "
+        f"the first {items['n']} of {items['of']:,} ({', '.join(items['ids'][:4])}, ...; "
+        f"sha256 {items['sha256']}); the same items for every row"
+    )
+    print_table(
+        f"Anchors on {items['suite']}: the same student, prompt format and {items['n']} test items "
+        f"(train split: {train:,} items)",
+        (
+            "method",
+            "test accuracy",
+            "student calls",
+            "teacher tokens",
+            "wall time",
+            "memory (lessons, % of train)",
+            "acc / whole-train",
+        ),
+        [_cells(r, train) for r in rows],
+    )
+    print(
+        "accuracy ± is the 95% Wilson half-width. student calls and teacher tokens are totals over a "
+        "row (for tutelage: every round plus both held-out test passes); '-' = not measured (a run "
+        "whose metrics.json has no cost yet). wall time: the test pass for a baseline (its build "
+        "apart), the whole run for tutelage. memory: fixed demos, stored train items, or the active "
+        "lessons after the last round."
+    )
+    best = retrieval_accuracy(rows)
+    for row in rows:
+        if row.kind == "tutelage" and row.accuracy is not None and row.vs_retrieval is not None:
+            share = "-" if row.memory_fraction is None else f"{100 * row.memory_fraction:.2f}%"
+            print(
+                f"tutelage + {row.name}: {row.vs_retrieval:.2f}x whole-train retrieval's accuracy "
+                f"({100 * row.accuracy:.1f}% vs {100 * (best or 0):.1f}%) with a memory of {share} "
+                "of the train split"
+            )
+        for note in row.notes:
+            print(f"{row.method}: {note}")
+        if row.error:
+            print(f"{row.method}: not measured: {row.error}")
+    print(f"total wall time: {wall:.0f}s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--config", type=Path, default=None, help="run config (default: the quickstart)")
+    parser.add_argument(
+        "--optimizers", default=OPTIMIZERS, help="comma-separated tutelage rows ('' for none)"
+    )
+    parser.add_argument(
+        "--baselines", default=",".join(BASELINES), help="comma-separated baseline rows ('' for none)"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="loop.rounds for the tutelage rows")
+    parser.add_argument("--test-size", type=int, default=None, help="held-out test items for every row")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override a.b=c")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="LabeledFewShot sample seed (default: config seed)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20 test items, one tiny round")
+    parser.add_argument("--dir", type=Path, default=Path("runs/anchors"), help="output directory")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="the table as JSON (default: DIR/anchors.json)"
+    )
+    args = parser.parse_args(argv)
+
+    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        parser.error(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
+    if (args.rounds is not None and args.rounds < 1) or (args.test_size is not None and args.test_size < 1):
+        parser.error("--rounds and --test-size must be positive")
+    overrides = [
+        *(QUICK if args.quick else ()),
+        *([f"loop.rounds={args.rounds}"] if args.rounds else []),
+        *([f"suite.test_size={args.test_size}"] if args.test_size else []),
+        *args.overrides,
+    ]
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("tutelage").setLevel(logging.INFO)
+    logging.getLogger("dspy").setLevel(logging.WARNING)  # an optimizer's per-trial lines
+    logging.getLogger("dspy.clients.lm").setLevel(
+        logging.ERROR
+    )  # "truncated at max_tokens": tokens are counted
+
+    started = time.perf_counter()
+    try:
+        cfg = load_config(args.config, overrides)
+    except TutelageError as exc:
+        parser.error(str(exc))
+    suite = load_suite(cfg.suite)
+    seed = cfg.seed if args.seed is None else args.seed
+    items = test_items(cfg, suite)
+    out: Path = args.dir
+    out.mkdir(parents=True, exist_ok=True)
+    print(machine_line(cfg))
+    print(f"overrides: {' '.join(overrides) or '(none)'}")
+    embedder = build_embedder(cfg.memory.embedder)
+
+    # stdout is the report's: DSPy optimizers draw progress bars on sys.stdout, so they go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        rows = run_baselines(cfg, suite, baselines, embedder, out, seed) if baselines else []
+        rows += [run_tutelage(o, args.config, overrides, suite, embedder, out) for o in optimizers]
+    add_ratios(rows)
+
+    wall = time.perf_counter() - started
+    report(rows, items, len(suite.train), wall)
+    path = args.out or out / "anchors.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "machine": machine_line(cfg),
+                "overrides": overrides,
+                "test_items": items,
+                "train_size": len(suite.train),
+                "rows": [asdict(r) for r in rows],
+                "wall_seconds": round(wall, 1),
+            },
+            indent=2,
+        )
+    )
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
