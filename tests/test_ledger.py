@@ -1,5 +1,6 @@
 """The cost ledger, paired statistics, batch selection and round rollback, as units."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,16 @@ def test_rollback_undoes_exactly_the_rounds_status_changes(tmp_path: Path) -> No
     assert restored.status == "active" and retired.status == "retired"
     assert retired.reason == "rolled back: round 2 not accepted"
     assert [x.id for x in store.all(LessonFilter(as_of_round=2))] == [old.id]
+
+
+def test_wall_clock_budget_counts_earlier_sessions_of_a_resumed_run(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    first = Ledger(path)
+    first.at(1, "attempt")
+    time.sleep(0.3)
+    first.record("student", {"prompt_tokens": 1, "completion_tokens": 1}, 0.1)
+    resumed = Ledger(path, budget=BudgetConfig(seconds=0.25))
+    resumed.at(1, "attempt")
+    assert resumed.recorded_seconds() >= 0.3
+    with pytest.raises(BudgetExhausted, match="wall-clock budget spent"):
+        resumed.admit("student")
