@@ -222,3 +222,16 @@ def test_a_memory_in_the_first_store_format_fails_with_one_clear_message(tmp_pat
     store._col.add(ids=["ex-1"], embeddings=[[1.0] * 128], metadatas=[{"kind": "example", "round": 1}])
     with pytest.raises(DataError, match="first store format"):
         store.all()
+
+
+def test_a_large_batch_of_queries_stays_under_sqlites_variable_limit(tmp_path: Path) -> None:
+    # A 300-item round curates ~600 new lessons at once: 600 queries x 96 hits overflowed SQLite.
+    store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
+    lessons = [
+        Lesson.make(kind="example", text=f"lesson number {i} about cards", answer="a") for i in range(400)
+    ]
+    store.add(x.with_status("active", "ok", round=1) for x in lessons)
+    queries = [f"query {i} about cards" for i in range(600)]
+    hits = store.search_many(queries, kind="example", k=4)
+    assert len(hits) == 600 and all(len(row) == 4 for row in hits)
+    assert hits[7] == store.search_many([queries[7]], kind="example", k=4)[0]

@@ -29,6 +29,7 @@ __all__ = ["ChromaLessonStore", "Hit"]
 
 Hit = tuple[Lesson, float]  # a lesson and its cosine similarity to the query
 _CHUNK = 2000  # records per Chroma call
+_QUERY_HITS = 16000  # hits one Chroma query call may return across its batch of query vectors
 _EXACT_LIMIT = 5000  # a filter matching fewer lessons can be searched exactly by brute force
 
 
@@ -236,6 +237,17 @@ class ChromaLessonStore:
         # A few extra hits so that equally similar lessons are cut by id, not by index order:
         # a resumed run must retrieve exactly what an uninterrupted one did.
         fetch = k + 8 if mmr is None else max(4 * k, 20)
+        # Chroma binds one SQL variable per returned hit: a batch of queries x hits must stay under
+        # SQLite's limit (32,766), or curating a 300-item round fails with "too many SQL variables".
+        per_call = max(1, _QUERY_HITS // (fetch * 8))
+        if len(texts) > per_call:
+            return [
+                hits
+                for start in range(0, len(texts), per_call)
+                for hits in self.search_many(
+                    texts[start : start + per_call], kind=kind, k=k, where=where, mmr=mmr
+                )
+            ]
         include = ["metadatas", "distances", *(["embeddings"] if mmr is not None else [])]
         vectors = self.embedder.embed(texts)
         # Chroma evaluates a metadata filter over the whole collection before the vector search, which
