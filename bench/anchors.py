@@ -192,12 +192,22 @@ def run_tutelage(
         from tutelage.optimizers import build_optimizer
 
         build_optimizer(cfg.loop.optimizer)  # fail in a second, not after the first test pass
-        log(f"[tutelage + {optimizer}] running {cfg.loop.rounds} round(s)")
-        result = tutelage.run(cfg, embedder=embedder)
+        existing = cfg.run_dir
+        if (existing / "checkpoints.sqlite").is_file():
+            # A killed benchmark continues its runs (a finished one is only read back).
+            if load_config(existing / "config.yaml") != cfg:
+                raise TutelageError(f"{existing} was run with another config; remove it or use another --dir")
+            log(f"[tutelage + {optimizer}] resuming {existing}")
+            result = tutelage.resume(existing, embedder=embedder)
+            row.notes.append(f"resumed from {existing}")
+        else:
+            log(f"[tutelage + {optimizer}] running {cfg.loop.rounds} round(s)")
+            result = tutelage.run(cfg, embedder=embedder)
     except TutelageError as exc:
         row.error = str(exc)
         return row
-    row.seconds = round(time.perf_counter() - t0, 1)
+    # The run's own wall time, summed over its sessions (a resumed run's is not this process's time).
+    row.seconds = result.metrics.get("wall_seconds") or round(time.perf_counter() - t0, 1)
     row.run_dir = str(result.run_dir)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     row.accuracy = metrics.get("test_accuracy", {}).get("after")
