@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tutelage.errors import ConfigError
 
@@ -26,12 +26,15 @@ __all__ = [
     "BudgetConfig",
     "CurateConfig",
     "EmbedderConfig",
+    "FieldMap",
     "GuardConfig",
+    "HFConfig",
     "LoopConfig",
     "MemoryConfig",
     "RoleConfig",
     "RunConfig",
     "SuiteConfig",
+    "TrackingConfig",
     "default_config_path",
     "load_config",
 ]
@@ -110,17 +113,91 @@ class MemoryConfig(_Frozen):
         return "off" if value is False else value
 
 
-class SuiteConfig(_Frozen):
-    """A task suite and its seeded splits (sizes are caps; ``None`` keeps the whole split)."""
+SuiteName = Literal["banking77", "gsm8k", "bbh", "math500", "nlupp", "file", "hf"]
 
-    name: Literal["banking77"] = "banking77"
+
+class FieldMap(_Frozen):
+    """Which columns of a ``file`` or ``hf`` suite hold what.
+
+    ``input`` and ``answer`` are required on every row; ``id`` (optional) must be unique, else rows are
+    numbered; ``tags`` columns are kept as ``Task.tags`` for per-slice scores; ``split`` (optional)
+    holds ``train``, ``dev`` or ``test`` per row.
+    """
+
+    input: str = "input"
+    answer: str = "answer"
+    id: str | None = None
+    tags: tuple[str, ...] = ()
+    split: str | None = None
+
+
+class HFConfig(_Frozen):
+    """A Hugging Face dataset for ``name: hf``: ``datasets.load_dataset(path, name, split=...)``.
+
+    ``dev_split``/``test_split`` set to ``None`` carve that split from the train split with the seed.
+    """
+
+    path: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    train_split: str = "train"
+    dev_split: str | None = None
+    test_split: str | None = "test"
+
+
+class SuiteConfig(_Frozen):
+    """A task suite and its seeded splits (sizes are caps; ``None`` keeps the whole split).
+
+    ``name``: ``banking77`` (packaged), ``gsm8k``, ``bbh``, ``math500``, ``nlupp`` (read from
+    ``data_dir``, a folder holding e.g. ``gsm8k/train.jsonl``), ``file`` (your JSONL or CSV at ``path``)
+    or ``hf`` (a Hugging Face dataset, ``hf``). ``seed`` drives every shuffle; ``dev_size`` items are
+    carved from the train side, never from test; ``test_size`` caps the scored test items (the whole
+    held-out side still guards lessons against leakage).
+
+    Other keys:
+        style: BBH prompt style, ``cot`` (published 3-shot chain of thought) or ``direct``.
+        tasks: BBH subset by task name (``None``: all 27).
+        path: ``file`` suites: a ``.jsonl`` or ``.csv`` file.
+        fields: the column mapping of ``file`` and ``hf`` suites (see ``FieldMap``).
+        metric: a grader name (``label``, ``gsm8k``, ``bbh``, ``math``, ``f1``, ``judge``) or an import
+            path ``module:attr`` replacing the suite's own grader.
+        labels: the closed label set of a ``file``/``hf`` suite (answers must be one of them).
+        instruction: replaces the suite's instruction to the student.
+        hf: the dataset of an ``hf`` suite (see ``HFConfig``).
+        show_labels: list the labels in the instruction; snap_to_labels: read a reply as the label it
+            names or most resembles.
+    """
+
+    name: SuiteName = "banking77"
     data_dir: str | None = None
     seed: int = 0
-    train_size: int | None = None
+    train_size: int | None = Field(None, ge=0)
     dev_size: int = Field(40, ge=1)
     test_size: int | None = Field(100, ge=1)
     show_labels: bool = True
     snap_to_labels: bool = True
+    style: Literal["cot", "direct"] = "cot"
+    tasks: tuple[str, ...] | None = None
+    path: str | None = None
+    fields: FieldMap = FieldMap()
+    metric: str | None = Field(None, min_length=1)
+    labels: tuple[str, ...] | None = None
+    instruction: str | None = Field(None, min_length=1)
+    hf: HFConfig = HFConfig()
+
+    @model_validator(mode="after")
+    def _keys_fit_the_suite(self) -> SuiteConfig:
+        if self.name == "file" and not self.path:
+            raise ValueError("a file suite needs suite.path (a .jsonl or .csv file)")
+        if self.path and Path(self.path).suffix.lower() not in (".jsonl", ".csv"):
+            raise ValueError(f"suite.path must end in .jsonl or .csv, got {self.path!r}")
+        if self.name == "hf" and not self.hf.path:
+            raise ValueError("an hf suite needs suite.hf.path (a Hugging Face dataset name)")
+        if self.tasks is not None and self.name != "bbh":
+            raise ValueError("suite.tasks selects BBH tasks; it needs name: bbh")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("suite.tasks is empty; leave it out to run all BBH tasks")
+        return self
 
 
 class BudgetConfig(_Frozen):
@@ -208,6 +285,21 @@ class LoopConfig(_Frozen):
         return "fewshot" if value == "retrieval-search" else value
 
 
+class TrackingConfig(_Frozen):
+    """Optional MLflow logging of a finished run (needs ``pip install 'tutelage[tracking]'``).
+
+    ``mlflow_uri`` unset: nothing is logged and mlflow is never imported. Set, e.g.
+    ``sqlite:///runs/mlflow.db`` (offline; MLflow 3.x refuses a bare ``file:`` store) or an
+    ``http(s)://`` tracking server: when a run (or a resumed run) finishes, its config, per-round and
+    final metrics, tags and, with ``log_artifacts``, its report, metrics, playbook, config and kept
+    program go to one MLflow run in ``experiment``, whose id is kept in the run's ``tracking.json``.
+    """
+
+    mlflow_uri: str | None = Field(None, min_length=1)
+    experiment: str = Field("tutelage", min_length=1)
+    log_artifacts: bool = True
+
+
 class RunConfig(_Frozen):
     """Everything one run needs; written resolved into its run directory."""
 
@@ -221,6 +313,7 @@ class RunConfig(_Frozen):
     loop: LoopConfig = LoopConfig()
     guards: GuardConfig = GuardConfig()
     agent: AgentConfig = AgentConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def run_dir(self) -> Path:
