@@ -249,9 +249,10 @@ class ReActStudent(StudentProgram):
         ]
         return ("\n".join(lines) or "no lessons found"), [x.id for x in found]
 
-    def forward(self, task: str) -> dspy.Prediction:
+    def forward(self, task: str, prefix: str = "") -> dspy.Prediction:
         examples, strategies = self.retrieve(task)
         shown = [x.id for x in [*examples, *strategies]]
+        task = f"{prefix.rstrip()}\n\n{task}" if prefix else task
         lm = dspy.settings.lm
         if lm is None:
             raise RuntimeError("no LM: run the program inside dspy.context(lm=...)")

@@ -77,10 +77,13 @@ class StudentProgram(dspy.Module):
         examples, strategies = fit_budget(kinds, self.token_budget)
         return examples, strategies
 
-    def forward(self, task: str) -> dspy.Prediction:
+    def forward(self, task: str, prefix: str = "") -> dspy.Prediction:
+        """Answer ``task``; ``prefix`` (a suite's fixed prompt, e.g. BBH's 3-shot exemplars) is shown
+        before the task but plays no part in retrieval."""
         examples, strategies = self.retrieve(task)
         demos = [*self.predict.demos, *({"task": x.text, "answer": x.answer} for x in reversed(examples))]
-        out = self.predict(task=task, strategies="\n".join(f"- {s.text}" for s in strategies), demos=demos)
+        shown = f"{prefix.rstrip()}\n\n{task}" if prefix else task
+        out = self.predict(task=shown, strategies="\n".join(f"- {s.text}" for s in strategies), demos=demos)
         answer = closest_choice(out.answer, self.choices) if self.choices else out.answer
         return dspy.Prediction(
             answer=answer, raw=out.answer, lesson_ids=[x.id for x in [*examples, *strategies]]
@@ -166,7 +169,9 @@ def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric) -> Solv
     def solve(task: Task) -> Attempt:
         try:
             with dspy.context(lm=lm, adapter=adapter):
-                pred = program(task=task.input)
+                pred = (
+                    program(task=task.input, prefix=task.prefix) if task.prefix else program(task=task.input)
+                )
         except AdapterParseError as exc:
             return Attempt(task.id, "", 0.0, error=f"unparsable reply: {exc.lm_response!r:.80}")
         except Exception as exc:
