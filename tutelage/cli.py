@@ -6,33 +6,56 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from tutelage._cli import _env, _guard, console
 from tutelage.cli_finetune import export_finetune_command
 from tutelage.cli_memory import memory_app
+from tutelage.cli_report import compare_command, report_command
 
 app = typer.Typer(
     help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True
 )
 app.add_typer(memory_app, name="memory")
 app.command("export-finetune")(export_finetune_command)
+app.command("report")(report_command)
+app.command("compare")(compare_command)
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+class RateColumn(ProgressColumn):
+    """Items per second over the recent finishes (rich's own speed estimate)."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.2f} it/s" if speed >= 1 else f"{1 / speed:.1f} s/it")
+
+
 class RichReporter:
-    """Progress bars per phase and a row per finished round."""
+    """Progress bars per phase (done/total, rate, elapsed, ETA) and a row per finished round."""
 
     def __init__(self) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
         )
@@ -121,7 +144,7 @@ def _summary(result: Any) -> None:
         f"held-out test accuracy: [bold]{_pct(result.test_before)}[/] before round 1 -> "
         f"[bold]{_pct(result.test_after)}[/] after the last round"
     )
-    console.print(f"written to {result.run_dir}/: metrics.json, report.md, playbook.md, programs/")
+    console.print(f"written to {result.run_dir}/: metrics.json, report.md, report.html, playbook.md")
 
 
 Overrides = Annotated[
@@ -163,33 +186,103 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="the run directory to co
 
 @app.command("eval")
 def eval_(
-    config: Annotated[Path | None, typer.Argument(help="YAML config naming the student and suite")] = None,
+    suite: Annotated[
+        str | None,
+        typer.Argument(help="banking77, gsm8k, bbh, math500, nlupp, a .jsonl/.csv file, or a YAML config"),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config for the student (default: quickstart)")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder holding the suite's files")] = None,
     memory: Annotated[Path | None, typer.Option(help="use this run's memory and latest program")] = None,
-    program: Annotated[Path | None, typer.Option(help="a compiled program JSON (with --memory)")] = None,
+    program: Annotated[Path | None, typer.Option(help="a compiled program JSON")] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="zero-shot, fewshot-random or retrieval-train (instead of a program)")
+    ] = None,
+    k: Annotated[int, typer.Option(help="demos shown by fewshot-random / retrieved by retrieval-train")] = 8,
+    split: Annotated[str, typer.Option(help="test or dev")] = "test",
+    limit: Annotated[int | None, typer.Option(help="score only the first N items")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="evaluation folder (default: under RUNS_DIR/evals)")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="discard the cached items of this evaluation")] = False,
+    overrides: Overrides = None,
+) -> None:
+    """Score a student on a suite: zero-shot, a baseline, or with a run's memory and program.
+
+    Items are cached in the evaluation folder as they finish: the same command after a kill resumes.
+    """
+    _env()
+    from tutelage.config import load_config
+    from tutelage.evals.runner import eval_overrides, evaluate
+    from tutelage.loop.rundir import RunPaths
+
+    if suite is not None and suite.endswith((".yaml", ".yml")):
+        config, suite = config or Path(suite), None
+    if config is None and memory is not None:
+        config = RunPaths(memory).config
+    sets = eval_overrides(suite, data_dir, overrides or [])
+    cfg = _guard(lambda: load_config(config, sets))
+    with RichReporter() as reporter:
+        result = _guard(
+            lambda: evaluate(
+                cfg,
+                run_dir=memory,
+                program=program,
+                baseline=baseline,
+                k=k,
+                split=split,
+                limit=limit,
+                out=out,
+                fresh=fresh,
+                reporter=reporter,
+            )
+        )
+    _eval_summary(result)
+
+
+def _eval_summary(result: Any) -> None:
+    resumed = f", {result.resumed} read back from the cache" if result.resumed else ""
+    console.print(
+        f"{result.suite} {result.split}: score [bold]{_pct(result.score)}[/] "
+        f"[95% CI {_pct(result.low)}, {_pct(result.high)}] on {result.n} items "
+        f"({result.failures} per-item failures{resumed}) with {result.student}"
+    )
+    for key, slices in result.slices.items():
+        sizes = sorted(s["n"] for s in slices.values())
+        if len(slices) < 2 or sizes[len(sizes) // 2] < 5:  # slices of one or two items say nothing
+            continue
+        worst = sorted(slices.items(), key=lambda kv: (kv[1]["mean"], kv[0]))[:8]
+        shown = "  ".join(f"{name} {_pct(s['mean'])} (n={int(s['n'])})" for name, s in worst)
+        console.print(f"lowest by {key} ({len(slices)} slices): {shown}")
+    console.print(f"written to {result.out}/: journal.jsonl, summary.json")
+
+
+@app.command()
+def transfer(
+    run_dir: Annotated[Path, typer.Argument(help="the run whose lessons and program are transferred")],
     split: Annotated[str, typer.Option(help="test or dev")] = "test",
     limit: Annotated[int | None, typer.Option(help="score only the first N items")] = None,
     overrides: Overrides = None,
 ) -> None:
-    """Score a student on a suite, with or without a run's memory and program."""
+    """Give a run's lessons and program to another student (--set student.model=...): paired, same items."""
     _env()
-    from tutelage.evals.runner import evaluate_student
+    from tutelage.evals.transfer import transfer as run_transfer
 
     with RichReporter() as reporter:
         result = _guard(
-            lambda: evaluate_student(
-                config,
-                overrides,
-                run_dir=memory,
-                program=program,
-                split=split,
-                limit=limit,
-                reporter=reporter,
-            )
+            lambda: run_transfer(run_dir, overrides or [], split=split, limit=limit, reporter=reporter)
         )
-    console.print(
-        f"{result['suite']} {split}: accuracy [bold]{_pct(result['accuracy'])}[/] on {result['n']} items "
-        f"({result['failures']} per-item failures) with {result['student']}"
-    )
+    alone, taught, paired = result.alone, result.taught, result.paired
+    console.print(f"transfer of {run_dir} to student [bold]{result.student}[/] on {paired.n} {split} items:")
+    for name, row in (("alone (zero-shot):", alone), ("with the run lessons + program:", taught)):
+        console.print(f"  {name:<33}{_pct(row.score)} [{_pct(row.low)}, {_pct(row.high)}]")
+    console.print(f"  taught - alone: {paired.describe().removeprefix('B − A = ')}")
+    if result.source is not None:
+        console.print(
+            f"  the run's own student ({result.source_student}), same items: {result.source.describe()}"
+        )
+    console.print(f"cached in {alone.out}/ and {taught.out}/")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,19 +1,269 @@
-"""``tutelage eval``: score a student on a suite split, with or without a run's memory and program."""
+"""``tutelage eval``: score a student on a suite split, cached per item on disk so a killed run resumes.
+
+An evaluation is identified by what decides its answers: the suite settings, the split and its item
+ids, the student model and generation settings, and the program or baseline shown to it. Its folder
+(``--out``, by default ``RUNS_DIR/evals/<suite>-<split>-<who>-<digest>``) holds:
+
+- ``eval.json``: that identity; a folder holding another evaluation is refused, never mixed;
+- ``journal.jsonl``: one graded item per line, appended as items finish (a rerun skips them);
+- ``summary.json``: the score with its 95% bootstrap interval, failures and per-slice scores.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import StudentProgram, make_solver
-from tutelage.config import load_config
-from tutelage.errors import ConfigError
-from tutelage.evals.harness import accuracy, run_tasks
-from tutelage.evals.suites import load_suite
+from tutelage.config import RunConfig, load_config
+from tutelage.errors import ConfigError, RunDirError
+from tutelage.evals.baselines import BASELINES, build_baseline
+from tutelage.evals.harness import Attempt, load_journal, run_tasks
+from tutelage.evals.stats import bootstrap_ci, by_slice
+from tutelage.evals.suites import Suite, Task, load_suite
 from tutelage.loop.progress import LogReporter, Reporter
 
-__all__ = ["evaluate_student"]
+__all__ = ["EvalSummary", "eval_overrides", "evaluate", "evaluate_student", "summarize"]
+
+# Generation bounds per suite when the config leaves the student's at the quickstart's one-line label
+# reply: chain-of-thought suites need room to reason, and must not stop at the first newline.
+_REPLY = {
+    "gsm8k": ("384", "[]"),
+    "math500": ("768", "[]"),
+    "bbh": ("384", '["\\n\\nQ:"]'),
+    "nlupp": ("48", '["\\n"]'),
+}
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """What ``tutelage eval`` prints and writes to ``summary.json``."""
+
+    suite: str
+    split: str
+    student: str
+    n: int
+    score: float
+    low: float
+    high: float
+    failures: int
+    seconds: float
+    out: str
+    slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    resumed: int = 0  # items read back from the journal instead of asked again
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def eval_overrides(suite: str | None, data_dir: str | None, overrides: Sequence[str]) -> list[str]:
+    """Config overrides for ``tutelage eval SUITE``: the suite (a name or a JSONL/CSV path), its data
+    folder, and the suite's generation bounds, all before the user's own ``--set`` (which win)."""
+    out: list[str] = []
+    if suite is not None:
+        if suite.endswith((".jsonl", ".csv")):
+            out += ["suite.name=file", f"suite.path={suite}"]
+        else:
+            out.append(f"suite.name={suite}")
+            if suite in _REPLY and not any(
+                o.startswith(("student.max_tokens=", "student.stop=")) for o in overrides
+            ):
+                tokens, stop = _REPLY[suite]
+                out += [f"student.max_tokens={tokens}", f"student.stop={stop}"]
+    if data_dir is not None:
+        out.append(f"suite.data_dir={data_dir}")
+    return [*out, *overrides]
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _identity(cfg: RunConfig, split: str, tasks: list[Task], who: dict[str, Any]) -> dict[str, Any]:
+    student = cfg.student.model_dump(mode="json", exclude={"concurrency", "timeout", "api_key_env"})
+    return {
+        "suite": cfg.suite.model_dump(mode="json"),
+        "split": split,
+        "items": _digest([t.id for t in tasks]),
+        "n": len(tasks),
+        "student": student,
+        **who,
+    }
+
+
+def _open_out(out: Path, identity: dict[str, Any], fresh: bool) -> None:
+    """Claim ``out`` for this evaluation: resume one of the same identity, refuse another."""
+    spec = out / "eval.json"
+    if fresh and out.exists():
+        if not spec.is_file():
+            raise RunDirError(f"--fresh would delete {out}, which is not an evaluation folder")
+        shutil.rmtree(out)
+    if spec.is_file():
+        try:
+            old = json.loads(spec.read_text())
+        except ValueError:
+            raise RunDirError(f"{spec} is not JSON; remove it or pass another --out") from None
+        if old != identity:
+            keys = sorted(k for k in {*old, *identity} if old.get(k) != identity.get(k))
+            raise RunDirError(
+                f"{out} holds another evaluation (differs in: {', '.join(keys)}); "
+                "pass another --out, or --fresh to replace it"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise RunDirError(f"{out} exists and is not an evaluation folder; pass another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(identity, indent=2, sort_keys=True))
+
+
+def summarize(
+    suite: Suite, tasks: list[Task], attempts: list[Attempt], *, seconds: float = 0.0
+) -> dict[str, Any]:
+    """Headline score (the grader's aggregate), its interval, failures and per-slice intervals."""
+    gold = {t.id: t for t in tasks}
+    aggregate = getattr(suite.metric, "aggregate", None)
+    pairs = [(a.answer, gold[a.task_id].answer) for a in attempts]
+    scores = [a.score for a in attempts]
+    interval = bootstrap_ci(scores)
+    score = float(aggregate(pairs)) if aggregate is not None else interval.mean
+    per_item = {a.task_id: a.score for a in attempts}
+    slices: dict[str, dict[str, dict[str, float]]] = {}
+    for key in sorted({k for t in tasks for k in t.tags}):
+        tags = {t.id: t.tags[key] for t in tasks if key in t.tags}
+        slices[key] = {
+            name: {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": float(iv.n)}
+            for name, iv in by_slice({i: s for i, s in per_item.items() if i in tags}, tags).items()
+        }
+    return {
+        "n": len(attempts),
+        "score": score,
+        "low": interval.low,
+        "high": interval.high,
+        "failures": sum(1 for a in attempts if a.error),
+        "seconds": seconds,
+        "slices": slices,
+    }
+
+
+def _student(
+    cfg: RunConfig,
+    suite: Suite,
+    *,
+    run_dir: Path | None,
+    program: Path | None,
+    baseline: str | None,
+    k: int,
+    stores: Path,
+) -> tuple[StudentProgram, dict[str, Any], str]:
+    """The program to score, what identifies it, and a label for people."""
+    from tutelage.api import latest_program
+    from tutelage.loop.rundir import RunPaths
+    from tutelage.loop.runner import open_memory
+    from tutelage.memory.embed import build_embedder
+
+    choices = suite.labels if cfg.suite.snap_to_labels and suite.labels else None
+    if run_dir is not None:
+        paths = RunPaths(run_dir)
+        paths.require()
+        source = program or latest_program(paths)
+        memory = open_memory(paths, cfg)
+        student = StudentProgram.load_json(source, memory=memory)
+        who: dict[str, Any] = {
+            "program": _digest(json.loads(Path(source).read_text())),
+            "memory": str(run_dir.resolve()),
+            "lessons": memory.count(),
+        }
+        return student, who, f"{cfg.student.model} + {Path(source).name} and the memory of {run_dir}"
+    if program is not None:
+        student = StudentProgram.load_json(program, memory=None)
+        return (
+            student,
+            {"program": _digest(json.loads(program.read_text()))},
+            f"{cfg.student.model} + {program}",
+        )
+    name = baseline or "zero-shot"
+    if name not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+    embedder = build_embedder(cfg.memory.embedder) if name == "retrieval-train" else None
+    student = build_baseline(
+        name, suite, embedder=embedder, store_dir=stores, seed=cfg.seed, k=k, snap_to_labels=bool(choices)
+    )
+    return (
+        student,
+        {"baseline": name, "k": k if name != "zero-shot" else 0, "seed": cfg.seed},
+        (f"{cfg.student.model}, {name}" + (f" (k={k})" if name != "zero-shot" else "")),
+    )
+
+
+def evaluate(
+    cfg: RunConfig,
+    *,
+    run_dir: Path | None = None,
+    program: Path | None = None,
+    baseline: str | None = None,
+    k: int = 8,
+    split: str = "test",
+    limit: int | None = None,
+    out: Path | None = None,
+    fresh: bool = False,
+    reporter: Reporter | None = None,
+) -> EvalSummary:
+    """Score one student on ``split`` of the config's suite, resuming a killed evaluation in ``out``.
+
+    Example:
+        >>> cfg = load_config(None, eval_overrides("banking77", None, []))  # doctest: +SKIP
+        >>> evaluate(cfg, baseline="fewshot-random").score  # doctest: +SKIP
+    """
+    reporter = reporter or LogReporter()
+    if split not in ("test", "dev"):
+        raise ConfigError(f"--split must be 'test' or 'dev', not {split!r}")
+    if baseline is not None and (run_dir is not None or program is not None):
+        raise ConfigError(
+            "--baseline scores a baseline student; it cannot be combined with --memory or --program"
+        )
+    suite = load_suite(cfg.suite)
+    tasks = suite.test if split == "test" else suite.dev
+    tasks = tasks[:limit] if limit else tasks
+    if not tasks:
+        raise ConfigError(f"the {split} split of {suite.name} is empty")
+    evals = Path(cfg.runs_dir) / "evals"
+    student, who, label = _student(
+        cfg, suite, run_dir=run_dir, program=program, baseline=baseline, k=k, stores=evals / "stores"
+    )
+    identity = _identity(cfg, split, tasks, who)
+    tag = (who.get("baseline") or ("memory" if run_dir else "program" if program else "")).replace("-", "")
+    out = (
+        out
+        or evals / f"{suite.name}-{split}-{cfg.student.model.split('/')[-1]}-{tag}-{_digest(identity)[:8]}"
+    )
+    _open_out(out, identity, fresh)
+    journal = out / "journal.jsonl"
+    resumed = len(set(load_journal(journal)) & {t.id for t in tasks})
+    started = time.monotonic()
+    with open_endpoints(cfg.model_copy(update={"teacher": cfg.student})) as endpoints:
+        ledger = Ledger(
+            out / "ledger.jsonl", prices={"student": (cfg.student.price_in, cfg.student.price_out)}
+        )
+        ledger.at(0, "test")
+        lm = build_lm(cfg.student, endpoints.student, name="student", ledger=ledger)
+        solve = make_solver(student, lm=lm, metric=suite.metric)
+        reporter.phase(f"eval {suite.name} {split}", len(tasks))
+        attempts = run_tasks(
+            solve, tasks, concurrency=cfg.student.concurrency, journal=journal, on_progress=reporter.update
+        )
+    facts = summarize(suite, tasks, attempts, seconds=round(time.monotonic() - started, 1))
+    summary = EvalSummary(
+        suite=suite.name, split=split, student=label, out=str(out), resumed=resumed, **facts
+    )
+    (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
+    return summary
 
 
 def evaluate_student(
@@ -26,35 +276,13 @@ def evaluate_student(
     limit: int | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Score the configured student (or a run's student with its memory) on ``split``."""
-    from tutelage.api import latest_program
+    """Score the configured student (or a run's student with its memory); the dict form of ``evaluate``."""
     from tutelage.loop.rundir import RunPaths
-    from tutelage.loop.runner import open_memory
 
-    reporter = reporter or LogReporter()
-    if split not in ("test", "dev"):
-        raise ConfigError(f"--split must be 'test' or 'dev', not {split!r}")
     if run_dir is not None and config is None:
         paths = RunPaths(run_dir)
         paths.require()
         config = paths.config
     cfg = load_config(config, overrides)
-    suite = load_suite(cfg.suite)
-    tasks = suite.test if split == "test" else suite.dev
-    tasks = tasks[:limit] if limit else tasks
-    if run_dir is not None:
-        paths = RunPaths(run_dir)
-        paths.require()
-        student = StudentProgram.load_json(program or latest_program(paths), memory=open_memory(paths, cfg))
-        label = f"{cfg.student.model} + memory of {run_dir}"
-    else:
-        choices = suite.labels if cfg.suite.snap_to_labels else None
-        student = StudentProgram(suite.instruction, memory=None, k_examples=0, choices=choices)
-        label = f"{cfg.student.model}, zero-shot"
-    with open_endpoints(cfg.model_copy(update={"teacher": cfg.student})) as endpoints:
-        solve = make_solver(student, lm=build_lm(cfg.student, endpoints.student), metric=suite.metric)
-        reporter.phase(f"eval {suite.name} {split}", len(tasks))
-        result = accuracy(
-            run_tasks(solve, tasks, concurrency=cfg.student.concurrency, on_progress=reporter.update)
-        )
-    return {"suite": suite.name, "student": label, **result.as_dict()}
+    summary = evaluate(cfg, run_dir=run_dir, program=program, split=split, limit=limit, reporter=reporter)
+    return {**summary.as_dict(), "accuracy": summary.score}

@@ -1,0 +1,263 @@
+"""``tutelage eval``: cached per item, a killed evaluation resumes to the same result, baselines, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import scripted_config
+from tutelage.cli import app
+from tutelage.config import load_config
+from tutelage.evals.runner import eval_overrides, evaluate
+from tutelage.testing import ScriptedServer
+
+runner = CliRunner()
+
+
+def _user_text(request: dict[str, Any]) -> str:
+    return str(request["messages"][-1]["content"])
+
+
+def half_right(request: dict[str, Any]) -> str:
+    """A deterministic student: right on about half the items, the same answer every time it is asked."""
+    text = _user_text(request)
+    gold = _GOLD.get(text)
+    if gold is None:
+        return "card_arrival"
+    return gold if hashlib.sha256(text.encode()).digest()[0] % 2 else "card_arrival"
+
+
+_GOLD: dict[str, str] = {}
+
+
+def _config_file(tmp_path: Path, api_base: str, *extra: str) -> Path:
+    cfg = scripted_config(tmp_path, api_base, api_base, "suite.test_size=60", *extra)
+    path = tmp_path / "student.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    from tutelage.evals.suites import load_suite
+
+    _GOLD.update({t.input: t.answer for t in load_suite(cfg.suite).test})
+    return path
+
+
+def _eval_cmd(config: Path, out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "tutelage.cli", "eval", "--config", str(config), "--out", str(out), *args]
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+def test_a_killed_eval_resumes_and_ends_with_the_uninterrupted_result(tmp_path: Path) -> None:
+    with ScriptedServer(half_right, delay=0.05) as server:
+        config = _config_file(tmp_path, server.api_base)
+        whole = runner.invoke(app, ["eval", "--config", str(config), "--out", str(tmp_path / "whole")])
+        assert whole.exit_code == 0, whole.output
+        asked_whole = len(server.chat_requests())
+
+        # The same evaluation in a child process, killed with SIGKILL once 15 items are journaled.
+        out = tmp_path / "killed"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        child = subprocess.Popen(
+            _eval_cmd(config, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while _lines(out / "journal.jsonl") < 15 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        done_before = _lines(out / "journal.jsonl")
+        assert 15 <= done_before < 60, "the kill must land mid-evaluation"
+        asked_before = len(server.chat_requests())
+
+        resumed = runner.invoke(app, ["eval", "--config", str(config), "--out", str(out)])
+        assert resumed.exit_code == 0, resumed.output
+        asked_after = len(server.chat_requests()) - asked_before
+
+    first = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    second = json.loads((out / "summary.json").read_text())
+    assert asked_whole == 60
+    # Only the items missing from the journal were asked again, and the result is the same.
+    assert asked_after == 60 - done_before
+    assert f"{done_before} read back from the cache" in " ".join(resumed.output.split())
+    for key in ("n", "score", "low", "high", "failures", "slices"):
+        assert second[key] == first[key], key
+    assert 0.2 < first["score"] < 0.8
+    by_id = {
+        json.loads(x)["task_id"]: json.loads(x)["score"]
+        for x in (out / "journal.jsonl").read_text().splitlines()
+    }
+    whole_by_id = {
+        json.loads(x)["task_id"]: json.loads(x)["score"]
+        for x in (tmp_path / "whole" / "journal.jsonl").read_text().splitlines()
+    }
+    assert by_id == whole_by_id
+
+
+def test_a_rerun_reads_every_item_back_and_another_evaluation_is_refused(tmp_path: Path) -> None:
+    with ScriptedServer(half_right) as server:
+        config = _config_file(tmp_path, server.api_base)
+        out = tmp_path / "e"
+        assert (
+            runner.invoke(
+                app, ["eval", "--config", str(config), "--out", str(out), "--limit", "10"]
+            ).exit_code
+            == 0
+        )
+        again = runner.invoke(app, ["eval", "--config", str(config), "--out", str(out), "--limit", "10"])
+        assert again.exit_code == 0 and "10 read back from the cache" in " ".join(again.output.split())
+        assert len(server.chat_requests()) == 10
+        other = runner.invoke(
+            app,
+            [
+                "eval",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "--limit",
+                "10",
+                "--baseline",
+                "fewshot-random",
+            ],
+        )
+        assert other.exit_code == 1
+        assert "holds another evaluation (differs in: baseline, k" in " ".join(other.output.split())
+        fresh = runner.invoke(
+            app,
+            [
+                "eval",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+                "--limit",
+                "10",
+                "--baseline",
+                "fewshot-random",
+                "--fresh",
+            ],
+        )
+        assert fresh.exit_code == 0, fresh.output
+
+
+def test_baselines_show_the_student_the_demos_they_promise(tmp_path: Path) -> None:
+    with ScriptedServer(half_right) as server:
+        config = _config_file(
+            tmp_path,
+            server.api_base,
+            "memory.embedder.provider=openai",
+            f"memory.embedder.api_base={server.api_base}",
+            "memory.embedder.model=hash",
+        )
+        cfg = load_config(config)
+        shown = {}
+        for name in ("zero-shot", "fewshot-random", "retrieval-train"):
+            before = len(server.chat_requests())
+            summary = evaluate(cfg, baseline=name, k=3, limit=4, out=tmp_path / name)
+            request = server.chat_requests()[before]
+            shown[name] = [m["content"] for m in request["messages"] if m["role"] == "assistant"]
+            assert summary.n == 4
+        assert shown["zero-shot"] == []
+        assert len(shown["fewshot-random"]) == 3
+        assert len(shown["retrieval-train"]) == 3
+        # The random demos are the same for every task; retrieved ones follow the task.
+        second = server.chat_requests()[-3]  # retrieval-train, another task
+        assert [m["content"] for m in second["messages"] if m["role"] == "assistant"] != []
+
+
+def test_per_item_failures_are_recorded_and_a_dead_endpoint_stops_with_one_line(tmp_path: Path) -> None:
+    server = ScriptedServer(half_right)
+    with server:
+        config = _config_file(tmp_path, server.api_base, "student.retries=0", "student.concurrency=1")
+        server.fail_next(400, times=2)
+        ok = runner.invoke(
+            app, ["eval", "--config", str(config), "--out", str(tmp_path / "ok"), "--limit", "10"]
+        )
+        assert ok.exit_code == 0, ok.output
+        assert "(2 per-item failures)" in " ".join(ok.output.split())
+
+        asked = len(server.chat_requests())
+
+        def dies_after_five(request: dict[str, Any]) -> str:
+            if len(server.chat_requests()) >= asked + 5:
+                server.fail_next(401, times=100)  # a revoked key: every later item would fail alike
+            return half_right(request)
+
+        server.reply = dies_after_five
+        out = tmp_path / "dead"
+        dead = runner.invoke(app, ["eval", "--config", str(config), "--out", str(out), "--limit", "20"])
+    assert dead.exit_code == 1
+    errors = [line for line in dead.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "student endpoint" in errors[0], dead.output
+    assert 5 <= _lines(out / "journal.jsonl") < 20  # what finished is kept for the rerun
+
+
+def test_eval_overrides_give_chain_of_thought_suites_room_and_the_user_the_last_word() -> None:
+    assert eval_overrides("gsm8k", None, []) == [
+        "suite.name=gsm8k",
+        "student.max_tokens=384",
+        "student.stop=[]",
+    ]
+    assert eval_overrides("gsm8k", "/d", ["student.max_tokens=64"]) == [
+        "suite.name=gsm8k",
+        "suite.data_dir=/d",
+        "student.max_tokens=64",
+    ]
+    assert eval_overrides("my.jsonl", None, []) == ["suite.name=file", "suite.path=my.jsonl"]
+    assert eval_overrides(None, None, ["a=b"]) == ["a=b"]
+
+
+def test_transfer_gives_a_runs_lessons_to_another_student_and_pairs_it_with_that_student_alone(
+    tmp_path: Path,
+) -> None:
+    import tutelage
+
+    with (
+        ScriptedServer() as student,
+        ScriptedServer(lambda r: "DIAGNOSIS: d\nSTRATEGY: look closer") as teacher,
+        ScriptedServer(model="other") as other,
+    ):
+        cfg = scripted_config(
+            tmp_path,
+            student.api_base,
+            teacher.api_base,
+            "memory.embedder.provider=openai",
+            f"memory.embedder.api_base={student.api_base}",
+            "memory.embedder.model=hash",
+        )
+        run = tutelage.run(cfg)
+        asked_a = len(student.chat_requests())
+        result = runner.invoke(
+            app,
+            [
+                "transfer",
+                str(run.run_dir),
+                "--set",
+                f"student.api_base={other.api_base}",
+                "--set",
+                "student.model=other",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        # Every transferred answer came from the other student; run A's student was not asked again.
+        assert len(student.chat_requests()) == asked_a
+        assert len(other.chat_requests()) == 2 * 40
+        same = runner.invoke(app, ["transfer", str(run.run_dir)])
+    text = " ".join(result.output.split())
+    assert "transfer of" in text and "to student other on 40 test items" in text
+    assert "taught - alone: +" in text and "McNemar" in text
+    # The other student copies the last demo: alone it never answers right, taught it does.
+    assert "alone (zero-shot): 0.0%" in text
+    assert f"the run's own student (student), same items: {100 * run.test_after:.1f}%" in text
+    assert same.exit_code == 1 and "transfer needs another student" in same.output
