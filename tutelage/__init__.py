@@ -11,6 +11,7 @@ import os as _os
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+_os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from tutelage.api import RunResult, Student, load_memory, resume, run
 from tutelage.config import RunConfig, load_config

@@ -8,7 +8,8 @@ Systemic failures raise; per-task failures (a wrong answer, an unparsable reply)
     ├── BudgetExhausted    a token, money or wall-clock budget is spent (the loop stops cleanly)
     ├── EndpointError      an LLM or embedding endpoint that cannot be reached or answers garbage
     ├── LocalServerError   the embedded llama.cpp server could not start
-    └── RunDirError        a run directory that is missing, foreign or inconsistent
+    ├── RunDirError        a run directory that is missing, foreign or inconsistent
+    └── TrackingError      the MLflow store refuses or cannot be reached (the run itself is kept)
 
 The CLI turns any of these into one line and a non-zero exit; any other exception is a bug.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "EndpointError",
     "LocalServerError",
     "RunDirError",
+    "TrackingError",
     "TutelageError",
 ]
 
@@ -52,3 +54,7 @@ class RunDirError(TutelageError):
 
 class BudgetExhausted(TutelageError):
     """A budget in ``loop.budget`` is spent; the loop ends the run and says which one."""
+
+
+class TrackingError(TutelageError):
+    """Logging a run to the MLflow tracking store failed; the run directory is unaffected."""

@@ -23,6 +23,7 @@ from tutelage.loop.rundir import RunPaths, new_run_dir, write_metrics, write_rep
 from tutelage.loop.state import RunContext
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.embed import Embedder, build_embedder
+from tutelage.tracking import log_finished_run, require_mlflow
 
 __all__ = ["RunResult", "open_memory", "resume_run", "start_run"]
 
@@ -31,10 +32,16 @@ THREAD = {"configurable": {"thread_id": "loop"}}
 
 @dataclass(frozen=True)
 class RunResult:
-    """Where a run lives and what it measured (the content of ``metrics.json``)."""
+    """Where a run lives and what it measured (the content of ``metrics.json``).
+
+    With ``tracking.mlflow_uri`` set, ``mlflow_run_id`` names the MLflow run it was logged to, or
+    ``tracking_warning`` says why logging failed (the run itself still succeeded).
+    """
 
     run_dir: Path
     metrics: dict[str, Any]
+    mlflow_run_id: str | None = None
+    tracking_warning: str | None = None
 
     @property
     def test_before(self) -> float | None:
@@ -94,13 +101,17 @@ def _drive(
             state = build_graph(saver).invoke({} if fresh else None, config=config, context=ctx)
     metrics = write_metrics(paths, state)
     write_report(paths, cfg, metrics, lessons=memory.all())
-    return RunResult(paths.root, metrics)
+    mlflow_run_id, warning = log_finished_run(paths.root, cfg.tracking)
+    if warning:
+        reporter.message(f"warning: {warning}")
+    return RunResult(paths.root, metrics, mlflow_run_id=mlflow_run_id, tracking_warning=warning)
 
 
 def start_run(
     cfg: RunConfig, *, reporter: Reporter | None = None, embedder: Embedder | None = None
 ) -> RunResult:
     """Start a new run in a fresh directory under ``cfg.runs_dir``."""
+    require_mlflow(cfg.tracking)
     paths = new_run_dir(cfg)
     paths.write_config(cfg)
     reporter = reporter or LogReporter()
@@ -122,6 +133,7 @@ def resume_run(
     if not paths.checkpoints.is_file():
         raise RunDirError(f"{paths.root} has no checkpoints to resume from")
     cfg = load_config(paths.config)
+    require_mlflow(cfg.tracking)
     reporter = reporter or LogReporter()
     reporter.message(f"resuming {paths.root}")
     return _drive(paths, cfg, reporter, fresh=False, embedder=embedder)
