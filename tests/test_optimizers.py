@@ -191,7 +191,9 @@ def test_gepa_metric_feedback_is_the_teachers_diagnosis_of_a_wrong_answer(suite:
         asked = teacher.chat_requests()
     assert (right.score, right.feedback) == (1.0, CORRECT)
     assert scored.score == 0.0
-    assert wrong.score == 0.0 and "not unblock it" in wrong.feedback and task.answer in wrong.feedback
+    assert wrong.score == 0.0 and "not unblock it" in wrong.feedback
+    # The grader's own words come first: what it read and what was expected.
+    assert wrong.feedback.startswith(f"Grader: answered 'pin_blocked'; the correct label is '{task.answer}'")
     assert again.feedback == wrong.feedback and len(asked) == 1  # one diagnosis per (task, answer)
     assert "pin_blocked" in asked[0]["messages"][-1]["content"]
 

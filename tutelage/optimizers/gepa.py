@@ -19,6 +19,7 @@ from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.signatures import Reflect
 from tutelage.agents.student import StudentProgram
 from tutelage.agents.teacher import parse_reply
+from tutelage.evals.graders import feedback_for
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.memory.lesson import Lesson
@@ -86,9 +87,9 @@ def feedback_metric(ctx: CompileContext, breaker: Breaker | None = None) -> Call
                 if (err := guard.trip(exc, role="teacher")) is not None:
                     raise err from None
                 said[task.id, answer] = ""
-        return dspy.Prediction(
-            score=score, feedback=f"The correct answer is {task.answer}. {said[task.id, answer]}".strip()
-        )
+        # The grader says what it read and why that is wrong; the teacher says what to do about it.
+        graded = feedback_for(ctx.metric, answer, task.answer)
+        return dspy.Prediction(score=score, feedback=f"Grader: {graded}. {said[task.id, answer]}".strip())
 
     return metric
 
