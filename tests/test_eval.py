@@ -38,6 +38,7 @@ def half_right(request: dict[str, Any]) -> str:
 
 
 _GOLD: dict[str, str] = {}
+_GOLD_BY_ID: dict[str, str] = {}
 
 
 def _config_file(tmp_path: Path, api_base: str, *extra: str) -> Path:
@@ -47,6 +48,7 @@ def _config_file(tmp_path: Path, api_base: str, *extra: str) -> Path:
     from tutelage.evals.suites import load_suite
 
     _GOLD.update({t.input: t.answer for t in load_suite(cfg.suite).test})
+    _GOLD_BY_ID.update({t.id: t.answer for t in load_suite(cfg.suite).test})
     return path
 
 
@@ -171,9 +173,12 @@ def test_baselines_show_the_student_the_demos_they_promise(tmp_path: Path) -> No
         assert shown["zero-shot"] == []
         assert len(shown["fewshot-random"]) == 3
         assert len(shown["retrieval-train"]) == 3
-        # The random demos are the same for every task; retrieved ones follow the task.
-        second = server.chat_requests()[-3]  # retrieval-train, another task
-        assert [m["content"] for m in second["messages"] if m["role"] == "assistant"] != []
+        retrieval = server.chat_requests()[-4:]
+        random_demos = server.chat_requests()[-8:-4]
+    users = [[m["content"] for m in r["messages"] if m["role"] == "user"] for r in retrieval]
+    # The random demos are the same for every task; retrieved ones follow the task.
+    assert len({tuple(r["messages"][1:-1].__repr__()) for r in random_demos}) == 1
+    assert len({tuple(u[:-1]) for u in users}) == 4
 
 
 def test_per_item_failures_are_recorded_and_a_dead_endpoint_stops_with_one_line(tmp_path: Path) -> None:
@@ -186,6 +191,14 @@ def test_per_item_failures_are_recorded_and_a_dead_endpoint_stops_with_one_line(
         )
         assert ok.exit_code == 0, ok.output
         assert "(2 per-item failures)" in " ".join(ok.output.split())
+        before = len(server.chat_requests())
+        retried = runner.invoke(
+            app,
+            ["eval", "--config", str(config), "--out", str(tmp_path / "ok"), "--limit=10", "--retry-failed"],
+        )
+        said = " ".join(retried.output.split())
+        assert retried.exit_code == 0 and "(0 per-item failures, 8 read back" in said
+        assert len(server.chat_requests()) - before == 2  # only the two failed items were asked again
 
         asked = len(server.chat_requests())
 
@@ -261,3 +274,49 @@ def test_transfer_gives_a_runs_lessons_to_another_student_and_pairs_it_with_that
     assert "alone (zero-shot): 0.0%" in text
     assert f"the run's own student (student), same items: {100 * run.test_after:.1f}%" in text
     assert same.exit_code == 1 and "transfer needs another student" in same.output
+
+
+def explodes_on_cash(prediction: str, gold: str) -> float:
+    """A custom metric with a bug that only some items reach."""
+    if "cash" in gold:
+        raise ZeroDivisionError("division by zero")
+    return float(prediction == gold)
+
+
+def test_a_grader_that_fails_on_one_item_fails_that_item_only(tmp_path: Path) -> None:
+    with ScriptedServer(half_right) as server:
+        config = _config_file(tmp_path, server.api_base, "suite.metric=tests.test_eval:explodes_on_cash")
+        result = runner.invoke(app, ["eval", "--config", str(config), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (tmp_path / "e" / "journal.jsonl").read_text().splitlines()]
+    exploded = [r for r in rows if r["error"]]
+    assert exploded and all(r["error"] == "grader: ZeroDivisionError: division by zero" for r in exploded)
+    assert all("cash" in _GOLD_BY_ID[r["task_id"]] for r in exploded)
+    assert len(exploded) < len(rows) == 60
+
+
+def test_eval_with_a_runs_memory_uses_the_kept_program_not_a_rolled_back_one(tmp_path: Path) -> None:
+    from tutelage.api import kept_program
+    from tutelage.loop.rundir import RunPaths
+
+    paths = RunPaths(tmp_path / "run")
+    for n in (0, 1, 2):
+        paths.program(n).parent.mkdir(parents=True, exist_ok=True)
+        paths.program(n).write_text("{}")
+    assert kept_program(paths) == paths.program(2)  # no metrics yet: the newest round
+    paths.metrics.write_text(json.dumps({"kept_round": 1, "rounds": []}))
+    assert kept_program(paths) == paths.program(1)
+
+
+def test_a_multi_label_score_and_its_interval_are_both_micro_f1() -> None:
+    from tutelage.evals.graders import get_grader
+    from tutelage.evals.runner import score_ci
+
+    grader = get_grader("f1")
+    pairs = [("none", "none")] * 50 + [("balance", "card")] * 50
+    interval = score_ci(grader, pairs, [grader(p, g) for p, g in pairs])
+    # The mean item F1 is 0.5 (the empty sets agree); micro-F1 has no true positive at all.
+    assert (interval.mean, interval.low, interval.high) == (0.0, 0.0, 0.0)
+    mixed = [("card, pin", "card"), ("card", "card, pin"), ("balance", "balance"), ("pin", "card")] * 10
+    iv = score_ci(grader, mixed, [grader(p, g) for p, g in mixed])
+    assert iv.mean == grader.aggregate(mixed) and iv.low < iv.mean < iv.high

@@ -1,7 +1,9 @@
 """The harness: journaled, resumable, and interruptible without losing finished items."""
 
+import json
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,11 @@ def test_a_torn_last_line_from_a_kill_is_ignored(tmp_path: Path) -> None:
     with journal.open("a") as fh:
         fh.write('{"task_id": "t3", "answ')
     assert sorted(load_journal(journal)) == ["t0", "t1", "t2"]
+
+
+def test_a_record_after_a_torn_line_is_not_glued_onto_it(tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    tasks = [Task(f"t{i}", f"q{i}", "a") for i in range(3)]
+    journal.write_text(json.dumps(asdict(Attempt("t0", "a", 1.0))) + "\n" + '{"task_id": "t1", "ans')
+    run_tasks(lambda t: Attempt(t.id, "a", 1.0), tasks, concurrency=1, journal=journal)
+    assert set(load_journal(journal)) == {"t0", "t1", "t2"}

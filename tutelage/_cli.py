@@ -18,15 +18,15 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """One clear line and a non-zero exit for every TutelageError; Ctrl-C says how to resume."""
+def _guard(fn: Callable[[], T], *, resume: str = "tutelage resume RUN_DIR") -> T:
+    """One clear line and a non-zero exit for every TutelageError; Ctrl-C says how to continue."""
     try:
         return fn()
     except TutelageError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err_console.print("interrupted; continue with `tutelage resume RUN_DIR`")
+        err_console.print(f"interrupted; continue with `{resume}`")
         raise typer.Exit(130) from None
 
 

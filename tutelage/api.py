@@ -50,8 +50,17 @@ def resume(
     return resume_run(run_dir, reporter=reporter, embedder=embedder)
 
 
-def latest_program(paths: RunPaths) -> Path:
-    """The program the run would use next: the highest-numbered round's JSON."""
+def kept_program(paths: RunPaths) -> Path:
+    """The program the run keeps: ``metrics.json``'s kept round, never a rolled-back round's program.
+
+    Before any metrics exist (a run killed in round 1) it is the highest-numbered round's JSON.
+    """
+    try:
+        kept = json.loads(paths.metrics.read_text()).get("kept_round")
+    except (OSError, ValueError):
+        kept = None
+    if isinstance(kept, int) and paths.program(kept).is_file():
+        return paths.program(kept)
     programs = sorted((paths.root / "programs").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     if not programs:
         raise RunDirError(f"{paths.root} has no compiled program yet")
@@ -95,7 +104,7 @@ class Student:
         embedder: Embedder | None = None,
         round: int | None = None,
     ) -> Student:
-        """Load ``run_dir``'s latest program (or ``program``) over its curated memory.
+        """Load ``run_dir``'s kept program (or ``program``) over its curated memory.
 
         ``round=r`` replays round ``r`` exactly: that round's program, and only the lessons that were
         active then. ``lm`` replaces the run's student LM.
@@ -107,7 +116,7 @@ class Student:
         if round is not None and not paths.program(round).is_file():
             raise RunDirError(f"{paths.root} has no program for round {round}")
         chosen = (
-            Path(program) if program else paths.program(round) if round is not None else latest_program(paths)
+            Path(program) if program else paths.program(round) if round is not None else kept_program(paths)
         )
         compiled = StudentProgram.load_json(chosen, memory=memory, as_of_round=round)
         stack = contextlib.ExitStack()

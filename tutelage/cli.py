@@ -194,18 +194,21 @@ def eval_(
         Path | None, typer.Option(help="YAML config for the student (default: quickstart)")
     ] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder holding the suite's files")] = None,
-    memory: Annotated[Path | None, typer.Option(help="use this run's memory and latest program")] = None,
+    memory: Annotated[Path | None, typer.Option(help="use this run's memory and kept program")] = None,
     program: Annotated[Path | None, typer.Option(help="a compiled program JSON")] = None,
     baseline: Annotated[
         str | None, typer.Option(help="zero-shot, fewshot-random or retrieval-train (instead of a program)")
     ] = None,
-    k: Annotated[int, typer.Option(help="demos shown by fewshot-random / retrieved by retrieval-train")] = 8,
+    k: Annotated[
+        int, typer.Option(min=1, help="demos shown by fewshot-random / retrieved by retrieval-train")
+    ] = 8,
     split: Annotated[str, typer.Option(help="test or dev")] = "test",
-    limit: Annotated[int | None, typer.Option(help="score only the first N items")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="score only the first N items")] = None,
     out: Annotated[
         Path | None, typer.Option(help="evaluation folder (default: under RUNS_DIR/evals)")
     ] = None,
     fresh: Annotated[bool, typer.Option(help="discard the cached items of this evaluation")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="ask again for cached per-item failures")] = False,
     overrides: Overrides = None,
 ) -> None:
     """Score a student on a suite: zero-shot, a baseline, or with a run's memory and program.
@@ -235,17 +238,26 @@ def eval_(
                 limit=limit,
                 out=out,
                 fresh=fresh,
+                retry_failed=retry_failed,
                 reporter=reporter,
-            )
+            ),
+            resume="the same command again: finished items are cached",
         )
     _eval_summary(result)
+
+
+def _of(n: int, total: int, split: str) -> str:
+    if total <= n:
+        return f"{n} items"
+    key = "suite.test_size" if split == "test" else "suite.dev_size"
+    return f"{n} of {total:,} items (a seeded sample; --set {key}=... for more)"
 
 
 def _eval_summary(result: Any) -> None:
     resumed = f", {result.resumed} read back from the cache" if result.resumed else ""
     console.print(
         f"{result.suite} {result.split}: score [bold]{_pct(result.score)}[/] "
-        f"[95% CI {_pct(result.low)}, {_pct(result.high)}] on {result.n} items "
+        f"[95% CI {_pct(result.low)}, {_pct(result.high)}] on {_of(result.n, result.of, result.split)} "
         f"({result.failures} per-item failures{resumed}) with {result.student}"
     )
     for key, slices in result.slices.items():
@@ -271,7 +283,8 @@ def transfer(
 
     with RichReporter() as reporter:
         result = _guard(
-            lambda: run_transfer(run_dir, overrides or [], split=split, limit=limit, reporter=reporter)
+            lambda: run_transfer(run_dir, overrides or [], split=split, limit=limit, reporter=reporter),
+            resume="the same command again: finished items are cached",
         )
     alone, taught, paired = result.alone, result.taught, result.paired
     console.print(f"transfer of {run_dir} to student [bold]{result.student}[/] on {paired.n} {split} items:")
@@ -283,6 +296,20 @@ def transfer(
             f"  the run's own student ({result.source_student}), same items: {result.source.describe()}"
         )
     console.print(f"cached in {alone.out}/ and {taught.out}/")
+
+
+@app.command()
+def track(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory to log")],
+    uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: the run's)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: the run's)")] = None,
+) -> None:
+    """Log a run to MLflow (params, per-round metrics, artifacts); again: the same MLflow run is updated."""
+    _env()
+    from tutelage.tracking import log_run
+
+    run_id = _guard(lambda: log_run(run_dir, uri, experiment))
+    console.print(f"logged {run_dir} to MLflow run {run_id}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -179,12 +179,14 @@ def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric) -> Solv
                 raise err from None
             return Attempt(task.id, "", 0.0, error=f"{exc.__class__.__name__}: {str(exc)[:160]}")
         answer, raw = str(pred.answer), str(pred.raw)
-        return Attempt(
-            task.id,
-            answer,
-            metric(answer, task.answer),
-            list(pred.lesson_ids),
-            raw=raw if raw != answer else None,
-        )
+        shown, kept_raw = list(pred.lesson_ids), raw if raw != answer else None
+        try:
+            score = metric(answer, task.answer)
+        except Exception as exc:  # a custom or judge grader failing on one item fails that item only
+            if (err := systemic_error(exc, role="grader")) is not None:
+                raise err from None
+            error = f"grader: {exc.__class__.__name__}: {str(exc)[:160]}"
+            return Attempt(task.id, answer, 0.0, shown, error=error, raw=kept_raw)
+        return Attempt(task.id, answer, score, shown, raw=kept_raw)
 
     return solve

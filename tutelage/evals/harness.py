@@ -104,6 +104,11 @@ def run_tasks(
     if journal is not None:
         journal.parent.mkdir(parents=True, exist_ok=True)
     sink = journal.open("a", encoding="utf-8") if journal is not None else None
+    if sink is not None and journal is not None and journal.stat().st_size:
+        with journal.open("rb") as fh:
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":  # a line torn by a kill: the next record must not be glued onto it
+                sink.write("\n")
 
     def one(task: ItemT) -> None:
         nonlocal finished

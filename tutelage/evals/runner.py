@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import ConfigError, RunDirError
 from tutelage.evals.baselines import BASELINES, build_baseline
+from tutelage.evals.graders import Grader
+from tutelage.evals.graders.multilabel import micro_f1
 from tutelage.evals.harness import Attempt, load_journal, run_tasks
-from tutelage.evals.stats import bootstrap_ci, by_slice
+from tutelage.evals.stats import Interval, bootstrap_ci, by_slice
 from tutelage.evals.suites import Suite, Task, load_suite
 from tutelage.loop.progress import LogReporter, Reporter
 
@@ -59,6 +62,7 @@ class EvalSummary:
     out: str
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     resumed: int = 0  # items read back from the journal instead of asked again
+    of: int = 0  # items in the whole split (the scored ones are a seeded sample when fewer)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,16 +127,38 @@ def _open_out(out: Path, identity: dict[str, Any], fresh: bool) -> None:
     spec.write_text(json.dumps(identity, indent=2, sort_keys=True))
 
 
+def score_ci(
+    metric: Any, pairs: list[tuple[str, str]], scores: list[float], *, n_boot: int = 1000
+) -> Interval:
+    """The suite score with a 95% bootstrap interval over items.
+
+    For the mean item score that is ``bootstrap_ci``; a grader with another ``aggregate`` (micro-F1)
+    is recomputed on every resample, from its per-item counts when it has them.
+    """
+    if not isinstance(metric, Grader) or type(metric).aggregate is Grader.aggregate or not pairs:
+        return bootstrap_ci(scores)
+    counts = getattr(metric, "counts", None)
+    if counts is not None:
+        rows = [counts(p, g) for p, g in pairs]
+        stat: Callable[[list[int]], float] = lambda idx: micro_f1([rows[i] for i in idx])  # noqa: E731
+    else:
+        stat = lambda idx: float(metric.aggregate([pairs[i] for i in idx]))  # noqa: E731
+    rng = random.Random(0)
+    n = len(pairs)
+    draws = sorted(stat([rng.randrange(n) for _ in range(n)]) for _ in range(n_boot))
+    point = stat(list(range(n)))
+    low, high = draws[int(0.025 * (n_boot - 1))], draws[int(0.975 * (n_boot - 1))]
+    return Interval(point, min(low, point), max(high, point), n)
+
+
 def summarize(
     suite: Suite, tasks: list[Task], attempts: list[Attempt], *, seconds: float = 0.0
 ) -> dict[str, Any]:
     """Headline score (the grader's aggregate), its interval, failures and per-slice intervals."""
     gold = {t.id: t for t in tasks}
-    aggregate = getattr(suite.metric, "aggregate", None)
     pairs = [(a.answer, gold[a.task_id].answer) for a in attempts]
-    scores = [a.score for a in attempts]
-    interval = bootstrap_ci(scores)
-    score = float(aggregate(pairs)) if aggregate is not None else interval.mean
+    interval = score_ci(suite.metric, pairs, [a.score for a in attempts])
+    score = interval.mean
     per_item = {a.task_id: a.score for a in attempts}
     slices: dict[str, dict[str, dict[str, float]]] = {}
     for key in sorted({k for t in tasks for k in t.tags}):
@@ -163,7 +189,7 @@ def _student(
     stores: Path,
 ) -> tuple[StudentProgram, dict[str, Any], str]:
     """The program to score, what identifies it, and a label for people."""
-    from tutelage.api import latest_program
+    from tutelage.api import kept_program
     from tutelage.loop.rundir import RunPaths
     from tutelage.loop.runner import open_memory
     from tutelage.memory.embed import build_embedder
@@ -172,9 +198,9 @@ def _student(
     if run_dir is not None:
         paths = RunPaths(run_dir)
         paths.require()
-        source = program or latest_program(paths)
+        source = program or kept_program(paths)
         memory = open_memory(paths, cfg)
-        student = StudentProgram.load_json(source, memory=memory)
+        student = _load_program(source, memory=memory)
         who: dict[str, Any] = {
             "program": _digest(json.loads(Path(source).read_text())),
             "memory": str(run_dir.resolve()),
@@ -182,7 +208,7 @@ def _student(
         }
         return student, who, f"{cfg.student.model} + {Path(source).name} and the memory of {run_dir}"
     if program is not None:
-        student = StudentProgram.load_json(program, memory=None)
+        student = _load_program(program, memory=None)
         return (
             student,
             {"program": _digest(json.loads(program.read_text()))},
@@ -202,6 +228,32 @@ def _student(
     )
 
 
+def _load_program(path: Path, *, memory: Any) -> StudentProgram:
+    try:
+        return StudentProgram.load_json(path, memory=memory)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the program {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a compiled tutelage program ({exc.__class__.__name__})") from None
+
+
+def _drop_failed(journal: Path) -> int:
+    """Remove the journaled per-item failures so they are asked again; how many were removed."""
+    if not journal.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        try:
+            failed = bool(json.loads(line).get("error"))
+        except ValueError:
+            failed = True  # a torn line
+        dropped += failed
+        if not failed:
+            keep.append(line)
+    journal.write_text("".join(f"{x}\n" for x in keep), encoding="utf-8")
+    return dropped
+
+
 def evaluate(
     cfg: RunConfig,
     *,
@@ -213,9 +265,13 @@ def evaluate(
     limit: int | None = None,
     out: Path | None = None,
     fresh: bool = False,
+    retry_failed: bool = False,
     reporter: Reporter | None = None,
 ) -> EvalSummary:
     """Score one student on ``split`` of the config's suite, resuming a killed evaluation in ``out``.
+
+    ``retry_failed`` asks again for the items whose journaled result is a per-item failure (a
+    server error, an unparsable reply); other finished items are always read back.
 
     Example:
         >>> cfg = load_config(None, eval_overrides("banking77", None, []))  # doctest: +SKIP
@@ -229,6 +285,10 @@ def evaluate(
             "--baseline scores a baseline student; it cannot be combined with --memory or --program"
         )
     suite = load_suite(cfg.suite)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, not {limit}")
+    if k < 1:
+        raise ConfigError(f"--k must be at least 1, not {k}")
     tasks = suite.test if split == "test" else suite.dev
     tasks = tasks[:limit] if limit else tasks
     if not tasks:
@@ -245,6 +305,8 @@ def evaluate(
     )
     _open_out(out, identity, fresh)
     journal = out / "journal.jsonl"
+    if retry_failed:
+        _drop_failed(journal)
     resumed = len(set(load_journal(journal)) & {t.id for t in tasks})
     started = time.monotonic()
     with open_endpoints(cfg.model_copy(update={"teacher": cfg.student})) as endpoints:
@@ -260,7 +322,19 @@ def evaluate(
         )
     facts = summarize(suite, tasks, attempts, seconds=round(time.monotonic() - started, 1))
     summary = EvalSummary(
-        suite=suite.name, split=split, student=label, out=str(out), resumed=resumed, **facts
+        suite=suite.name,
+        split=split,
+        student=label,
+        out=str(out),
+        resumed=resumed,
+        of=len(
+            suite.held_out
+            if split == "test" and suite.held_out
+            else suite.test
+            if split == "test"
+            else suite.dev
+        ),
+        **facts,
     )
     (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
     return summary

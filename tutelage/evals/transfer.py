@@ -2,17 +2,17 @@
 
 The strategy-teaching and ExpeL papers report whether what one student learned helps another. Here
 that is two cached evaluations of the new student on the same items, paired: alone (zero-shot), and
-with run A's memory and latest program; and, for reference, run A's own student on those items.
+with run A's memory and kept program; and, for reference, run A's own student on those items.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tutelage.config import load_config
 from tutelage.errors import ConfigError
+from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.runner import EvalSummary, evaluate
 from tutelage.evals.stats import Interval, PairedComparison, bootstrap_ci, paired_compare
 from tutelage.loop.progress import Reporter
@@ -33,8 +33,7 @@ class Transfer:
 
 
 def _scores(out: str) -> dict[str, float]:
-    rows = [json.loads(x) for x in (Path(out) / "journal.jsonl").read_text().splitlines() if x.strip()]
-    return {r["task_id"]: float(r["score"]) for r in rows}
+    return {i: float(a.score) for i, a in load_journal(Path(out) / "journal.jsonl", Attempt).items()}
 
 
 def transfer(
@@ -48,7 +47,7 @@ def transfer(
     """Evaluate run ``run_dir``'s lessons and program with the student ``overrides`` describe.
 
     Args:
-        run_dir: the run whose memory and latest program are transferred.
+        run_dir: the run whose memory and kept program are transferred.
         overrides: config changes naming the other student, e.g. ``["student.model=qwen2.5-1.5b",
             "student.provider=openai", "student.api_base=http://gpu:8000/v1"]``.
 
@@ -65,7 +64,8 @@ def transfer(
     paths.require()
     source_cfg = load_config(paths.config)
     cfg = load_config(paths.config, overrides)
-    if cfg.student == source_cfg.student:
+    who = ("provider", "model", "api_base")
+    if all(getattr(cfg.student, key) == getattr(source_cfg.student, key) for key in who):
         raise ConfigError(
             "transfer needs another student: pass --set student.model=... (and student.provider, "
             "student.api_base)"
@@ -76,10 +76,7 @@ def transfer(
     a, b = _scores(alone.out), _scores(taught.out)
     source = None
     if split == "test" and paths.test_journal("after").is_file():
-        own = {
-            row["task_id"]: float(row["score"])
-            for row in map(json.loads, paths.test_journal("after").read_text().splitlines())
-        }
+        own = {i: float(a.score) for i, a in load_journal(paths.test_journal("after"), Attempt).items()}
         shared = [own[i] for i in b if i in own]
         source = bootstrap_ci(shared) if shared else None
     return Transfer(cfg.student.model, alone, taught, paired_compare(a, b), source_cfg.student.model, source)

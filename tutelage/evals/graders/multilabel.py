@@ -89,10 +89,17 @@ class MultiLabelF1Grader(Grader):
             parts.append(extra + (f" ({', '.join(unknown)} not a known label)" if unknown else ""))
         return Grade(score, shown, f"{'; '.join(parts)} (F1 {score:.2f})")
 
+    def counts(self, prediction: str, gold: str) -> tuple[int, int, int]:
+        """True positives, false positives and false negatives of one reply."""
+        return _counts(self.read(prediction), parse_labels(gold))
+
     def aggregate(self, pairs: Sequence[tuple[str, str]]) -> float:
         """Micro-F1 over all pairs: true and false positives and negatives summed before dividing."""
-        tp = fp = fn = 0
-        for prediction, gold in pairs:
-            t, f, n = _counts(self.read(prediction), parse_labels(gold))
-            tp, fp, fn = tp + t, fp + f, fn + n
-        return _f1(tp, fp, fn) if pairs else 0.0
+        return micro_f1([self.counts(prediction, gold) for prediction, gold in pairs])
+
+
+def micro_f1(rows: Sequence[tuple[int, int, int]]) -> float:
+    """F1 of the summed (tp, fp, fn) rows; 0.0 for no rows."""
+    if not rows:
+        return 0.0
+    return _f1(sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows))
