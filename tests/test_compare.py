@@ -152,3 +152,19 @@ def test_missing_or_empty_sources_are_clear_errors(tmp_path: Path) -> None:
         load_scores(empty)
     result = runner.invoke(app, ["compare", str(empty), str(run)])
     assert result.exit_code == 1 and "holds no scored items" in result.stderr
+
+
+def test_runs_of_different_suites_are_not_paired_even_when_their_ids_overlap(tmp_path: Path) -> None:
+    folders = []
+    for suite in ("banking77", "gsm8k"):
+        folder = tmp_path / suite
+        folder.mkdir()
+        (folder / "eval.json").write_text(json.dumps({"suite": {"name": suite}, "split": "test"}))
+        (folder / "journal.jsonl").write_text(
+            "".join(
+                json.dumps({"task_id": f"test-{i}", "answer": "x", "score": i % 2}) + "\n" for i in range(5)
+            )
+        )
+        folders.append(folder)
+    with pytest.raises(DataError, match="different suites"):
+        compare(*folders)

@@ -126,6 +126,12 @@ def task_tags(task: Task) -> Mapping[str, str]:
     return {**dict(getattr(task, "tags", None) or {}), GOLD: task.answer}
 
 
+def _same_items(cfg: SuiteConfig) -> str:
+    """What decides which item an id names: the suite (and its file), and BBH's prompt style."""
+    where = cfg.path or (cfg.hf.path if cfg.name == "hf" else "") or ""
+    return cfg.name + (f" {where}" if where else "") + (f" {cfg.style}" if cfg.name == "bbh" else "")
+
+
 def _suite_config(source: Path) -> SuiteConfig | None:
     """The suite a score source was scored on: a run's config, or an eval folder's ``eval.json``."""
     folder = source if source.is_dir() else source.parent
@@ -227,6 +233,13 @@ def compare(
         RunDirError, DataError: a source cannot be read, or the two share no item.
     """
     sa, sb = load_scores(a, split=split), load_scores(b, split=split)
+    suite_a, suite_b = _suite_config(a), _suite_config(b)
+    if suite_a is not None and suite_b is not None and _same_items(suite_a) != _same_items(suite_b):
+        # Item ids are per suite ("test-3" exists in Banking77 and GSM8K): pairing them would be noise.
+        raise DataError(
+            f"{a} and {b} were scored on different suites or splits "
+            f"({_same_items(suite_a)} against {_same_items(suite_b)}); nothing to pair"
+        )
     shared = set(sa) & set(sb)
     if not shared:
         raise DataError(
