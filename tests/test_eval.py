@@ -320,3 +320,25 @@ def test_a_multi_label_score_and_its_interval_are_both_micro_f1() -> None:
     mixed = [("card, pin", "card"), ("card", "card, pin"), ("balance", "balance"), ("pin", "card")] * 10
     iv = score_ci(grader, mixed, [grader(p, g) for p, g in mixed])
     assert iv.mean == grader.aggregate(mixed) and iv.low < iv.mean < iv.high
+
+
+def test_a_test_only_file_can_be_evaluated_but_not_trained_on(tmp_path: Path) -> None:
+    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i), "part": "test"} for i in range(6)]
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fields = ["suite.fields.input=q", "suite.fields.answer=a", "suite.fields.split=part"]
+    with ScriptedServer(lambda r: "4") as server:
+        sets = [
+            "student.provider=openai",
+            f"student.api_base={server.api_base}",
+            "student.model=x",
+            f"runs_dir={tmp_path / 'runs'}",
+            *fields,
+        ]
+        args = [f"--set={s}" for s in sets]
+        scored = runner.invoke(app, ["eval", str(data), *args])
+        trained = runner.invoke(app, ["run", *args, "--set=suite.name=file", f"--set=suite.path={data}"])
+    assert scored.exit_code == 0, scored.output
+    assert "sums test: score 16.7%" in " ".join(scored.output.split())  # "4" is right for 2 + 2 only
+    assert trained.exit_code == 1
+    assert "has 0 train and 0 dev items; the loop needs both" in " ".join(trained.output.split())

@@ -15,7 +15,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
-from tutelage.errors import RunDirError, TutelageError
+from tutelage.errors import DataError, RunDirError, TutelageError
 from tutelage.evals.suites import load_suite
 from tutelage.loop.graph import build_graph
 from tutelage.loop.progress import LogReporter, Reporter
@@ -75,6 +75,11 @@ def _drive(
     paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
 ) -> RunResult:
     suite = load_suite(cfg.suite)
+    if not suite.train or not suite.dev:
+        raise DataError(
+            f"suite {suite.name!r} has {len(suite.train)} train and {len(suite.dev)} dev items; the loop "
+            "needs both (a test-only file can still be scored with `tutelage eval`)"
+        )
     config = {**THREAD, "recursion_limit": 16 * cfg.loop.rounds + 20}
     with contextlib.ExitStack() as stack:
         saver = stack.enter_context(_checkpointer(paths)) if paths.checkpoints.exists() else None

@@ -81,7 +81,10 @@ def assemble(cfg: SuiteConfig, name: str, splits: Mapping[str, list[Task]]) -> S
         pool = shuffled(pool, cfg.seed)
         n_test = cfg.test_size if cfg.test_size is not None else max(1, len(pool) // 5)
         if n_test >= len(pool):
-            raise ConfigError(f"suite {name!r}: test_size {n_test} leaves no train items out of {len(pool)}")
+            raise ConfigError(
+                f"suite {name!r}: test_size {n_test} leaves no train items out of {len(pool)}; "
+                "set suite.test_size, or mark rows with a split column"
+            )
         test_all, pool = pool[:n_test], pool[n_test:]
         test = test_all
     pool = drop_leaks(pool, test_all)
@@ -92,8 +95,8 @@ def assemble(cfg: SuiteConfig, name: str, splits: Mapping[str, list[Task]]) -> S
         )
     else:
         train, dev = dev_from(pool, cfg)
-    if not train:
-        raise DataError(f"suite {name!r} has no train items")
+    if not train and not test:
+        raise DataError(f"suite {name!r} has no items")
     labels = list(cfg.labels or [])
     if labels:
         listed = f" into one of these labels: {', '.join(labels)}." if cfg.show_labels else " into its label."
