@@ -30,6 +30,18 @@ def _clean_dspy() -> Iterator[None]:
     dspy.settings.configure(lm=None, adapter=None)
 
 
+def shared_benchmarks() -> Path:
+    """Where the offline benchmark data lives: ``$TUTELAGE_BENCHMARKS``, else ``shared/benchmarks`` beside
+    any folder above this checkout (``../shared`` on the reference machine, wherever CI clones it), else
+    the reference machine's ``/work/shared/benchmarks``."""
+    if env := os.environ.get("TUTELAGE_BENCHMARKS"):
+        return Path(env)
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "benchmarks").is_dir():
+            return parent / "shared" / "benchmarks"
+    return Path("/work/shared/benchmarks")
+
+
 def teacher_reply(request: dict[str, Any]) -> str:
     return TEACHER_REPLY
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import shared_benchmarks
 from tutelage.agents.lm import build_lm
 from tutelage.config import RoleConfig
 from tutelage.evals.graders import (
@@ -26,7 +27,7 @@ from tutelage.evals.graders import (
 from tutelage.evals.metrics import label_match
 from tutelage.testing import ScriptedServer
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+BENCHMARKS = shared_benchmarks()
 BBH_OUTPUTS = BENCHMARKS / "bbh" / "code-davinci-002-outputs"
 
 

@@ -9,13 +9,14 @@ from typing import get_args
 
 import pytest
 
+from tests.conftest import shared_benchmarks
 from tutelage.config import SuiteConfig, SuiteName, load_config
 from tutelage.errors import ConfigError, DataError
 from tutelage.evals.metrics import normalize_label
 from tutelage.evals.suites import SUITES, Suite, Task, load_suite
 from tutelage.evals.suites.bbh import TASKS
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+BENCH = shared_benchmarks()
 needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason=f"benchmark data not at {BENCH}")
 DATA_SUITES = ["gsm8k", "bbh", "math500", "nlupp"]
 
