@@ -87,7 +87,10 @@ def test_server_does_not_outlive_a_killed_run() -> None:
 
 def test_ctrl_c_stops_the_server_with_the_run() -> None:
     code = (
-        "import time\n"
+        "import signal, time\n"
+        # A job started in the background with `&` inherits SIGINT ignored; a terminal's foreground
+        # process (what this test is about) has Python's default Ctrl-C handling.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from tutelage.agents import LocalServer\n"
         "with LocalServer(parallel=1) as s:\n"
         "    print(s.port, flush=True)\n"
