@@ -179,3 +179,44 @@ def test_an_endpoint_lost_mid_run_fails_cleanly_and_the_run_resumes_when_it_is_b
         resumed = tutelage.resume(run_dir, embedder=HashEmbedder())
     assert _lessons(resumed.run_dir) == _lessons(straight.run_dir)
     assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]
+
+
+@pytest.mark.parametrize("examples", ["attempted", "failed"])
+def test_solved_items_become_examples_only_when_memory_examples_is_attempted(
+    tmp_path: Path, teacher_server: ScriptedServer, examples: str
+) -> None:
+    suite_cfg = scripted_config(tmp_path, "http://x", "http://x").suite
+    gold = {t.input: t.answer for t in tutelage.evals.load_suite(suite_cfg).by_id().values()}
+
+    def half_right(request: dict[str, Any]) -> str:  # right on inputs of even length, else lost
+        task = request["messages"][-1]["content"]
+        return gold.get(task, "unknown") if len(task) % 2 == 0 else "unknown"
+
+    with ScriptedServer(half_right) as student:
+        cfg = scripted_config(
+            tmp_path,
+            student.api_base,
+            teacher_server.api_base,
+            "loop.rounds=1",
+            f"memory.examples={examples}",
+        )
+        result = tutelage.run(cfg, embedder=HashEmbedder())
+    paths = RunPaths(result.run_dir)
+    attempts = [json.loads(line) for line in paths.journal(1, "attempts").read_text().splitlines()]
+    solved = {a["task_id"] for a in attempts if a["score"] == 1.0}
+    failed = {a["task_id"] for a in attempts} - solved
+    assert solved and failed
+    stored = [
+        x
+        for x in open_memory(paths, tutelage.load_config(paths.config), HashEmbedder()).all()
+        if x.kind == "example"
+    ]
+    sources = {x.provenance.source_task_ids[0] for x in stored}
+    assert sources >= failed  # failures always get their gold example
+    if examples == "attempted":
+        assert sources >= solved
+        from_solved = [x for x in stored if x.provenance.source_task_ids[0] in solved]
+        assert all(x.provenance.teacher_model == "" for x in from_solved)
+        assert all("correctly" in x.history[0].reason for x in from_solved)
+    else:
+        assert not sources & solved

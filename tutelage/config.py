@@ -91,6 +91,12 @@ class MemoryConfig(_Frozen):
     ``verify``: ``off`` activates every candidate; ``source`` re-attempts the failure a lesson came
     from with the lesson shown, and keeps it only if that now passes; ``probe`` also re-attempts
     ``probe_size`` similar tasks of the round's batch and keeps it only if they do not get worse.
+
+    ``examples``: which attempted train items become gold-labelled example lessons. ``attempted``
+    (default) stores every item of the batch, so intents the student already answers get examples
+    too; ``failed`` stores only the failures the teacher diagnosed (a smaller, harder memory).
+    Measured on Banking77 (k-NN label vote of 100 test items): the failures of four 600-item rounds
+    (880 items) 77/100, all 2,400 attempted items 89/100, the whole train split 92/100.
     """
 
     embedder: EmbedderConfig = EmbedderConfig()
@@ -101,6 +107,7 @@ class MemoryConfig(_Frozen):
     mmr: float | None = Field(None, ge=0.0, le=1.0)
     token_budget: int | None = Field(None, ge=1)
     verify: Literal["off", "source", "probe"] = "off"
+    examples: Literal["attempted", "failed"] = "attempted"
     probe_size: int = Field(3, ge=1, le=32)
     leakage_ngram: int = Field(8, ge=1, le=64)
     leakage_threshold: float = Field(0.5, gt=0.0, le=1.0)

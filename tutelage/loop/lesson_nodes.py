@@ -25,9 +25,23 @@ from tutelage.memory.query import LessonFilter
 __all__ = ["curate_memory", "finetune_sets", "verify_lessons", "write_lessons"]
 
 
+def solved_example(task: Task, *, round: int, scope: str) -> Lesson:
+    """The gold-labelled example of a train item the student answered correctly (no teacher involved)."""
+    return Lesson.make(
+        kind="example",
+        text=task.input,
+        answer=task.answer,
+        round=round,
+        source_task_id=task.id,
+        scope=scope,
+        reason="the student answered this train item correctly (gold answer)",
+    )
+
+
 @timed
 def write_lessons(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Turn diagnoses into candidate lessons; refuse (and keep, retired) any that quote a test item."""
+    """Turn diagnoses into candidate lessons (and, with ``memory.examples=attempted``, every item the
+    student solved into a gold example); refuse (and keep, retired) any that quote a test item."""
     ctx, r = runtime.context, state["round"]
     diagnoses = load_journal(ctx.paths.journal(r, "teacher"), Diagnosis)
     lessons: list[Lesson] = []
@@ -36,6 +50,14 @@ def write_lessons(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
         lessons += lessons_from(
             diag, ctx.tasks[task_id], round=r, teacher_model=ctx.config.teacher.model, scope=ctx.suite.name
         )
+    if ctx.config.memory.examples == "attempted":
+        attempts = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
+        failed = set(state["failed_ids"])
+        lessons += [
+            solved_example(ctx.tasks[i], round=r, scope=ctx.suite.name)
+            for i in state["batch_ids"]
+            if i in attempts and i not in failed
+        ]
     refused = 0
     for i, lesson in enumerate(lessons):
         if (leak := ctx.guard.check(lesson.text, lesson.answer)) is not None:

@@ -111,6 +111,7 @@ class Lesson(_Record):
         prompt_hash: str = "",
         scope: str = "",
         tags: tuple[str, ...] = (),
+        reason: str = "written by the teacher",
     ) -> Lesson:
         """A new candidate lesson (its id comes from kind, text and answer)."""
         stamp = now()
@@ -128,9 +129,7 @@ class Lesson(_Record):
                 diagnosis=diagnosis.strip(),
                 prompt_hash=prompt_hash,
             ),
-            history=(
-                StatusChange(status="candidate", reason="written by the teacher", round=round, at=stamp),
-            ),
+            history=(StatusChange(status="candidate", reason=reason, round=round, at=stamp),),
             created_at=stamp,
             updated_at=stamp,
         )
