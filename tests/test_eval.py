@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -342,3 +343,114 @@ def test_a_test_only_file_can_be_evaluated_but_not_trained_on(tmp_path: Path) ->
     assert "sums test: score 16.7%" in " ".join(scored.output.split())  # "4" is right for 2 + 2 only
     assert trained.exit_code == 1
     assert "has 0 train and 0 dev items; the loop needs both" in " ".join(trained.output.split())
+
+
+def _judge(request: dict[str, Any]) -> str:
+    """A scripted teacher: as judge, 1 when the graded reply names the gold number, else 0."""
+    prompt = _user_text(request)
+    if not prompt.startswith("You grade answers."):
+        return "DIAGNOSIS: the sum was wrong.\nSTRATEGY: Add the two numbers."
+    gold = prompt.split("Gold answer:\n")[1].split("\n")[0].strip()
+    reply = prompt.split("Reply to grade:\n")[1].split("\n\nAnswer in exactly")[0]
+    right = gold in re.findall(r"\d+", reply)
+    return f"SCORE: {int(right)}\nFEEDBACK: {'same' if right else 'wrong'} sum"
+
+
+def _sums(tmp_path: Path, n: int, *, splits: bool) -> Path:
+    parts = ["train", "train", "train", "dev", "test", "test"] if splits else ["test"]
+    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i), "part": parts[i % len(parts)]} for i in range(n)]
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+def _judged_sets(student: str, teacher: str, tmp_path: Path, *extra: str) -> list[str]:
+    sets = [
+        "student.provider=openai",
+        f"student.api_base={student}",
+        "student.model=s",
+        "teacher.provider=openai",
+        f"teacher.api_base={teacher}",
+        "teacher.model=judge-1",
+        f"runs_dir={tmp_path / 'runs'}",
+        "suite.fields.input=q",
+        "suite.fields.answer=a",
+        "suite.fields.split=part",
+        "suite.metric=judge",
+        "suite.rubric=The reply states the same sum as the gold answer.",
+        *extra,
+    ]
+    return [f"--set={s}" for s in sets]
+
+
+def test_a_judged_suite_is_graded_by_the_teacher_against_the_rubric(tmp_path: Path) -> None:
+    data = _sums(tmp_path, 6, splits=False)
+    with ScriptedServer(lambda r: "The sum is 4.") as student, ScriptedServer(_judge) as teacher:
+        args = _judged_sets(student.api_base, teacher.api_base, tmp_path)
+        scored = runner.invoke(app, ["eval", str(data), *args])
+        judged = [_user_text(r) for r in teacher.chat_requests()]
+        again = runner.invoke(app, ["eval", str(data), *args])
+        asked_again = len(teacher.chat_requests()) - len(judged)
+        other_judge = runner.invoke(app, ["eval", str(data), *args, "--set=teacher.model=judge-2"])
+    assert scored.exit_code == 0, scored.output
+    assert "sums test: score 16.7%" in " ".join(scored.output.split())  # "4" is right for 2 + 2 only
+    assert len(judged) == 6  # one judge call per item
+    assert all("The reply states the same sum as the gold answer." in p for p in judged)
+    folders = sorted((tmp_path / "runs" / "evals").iterdir(), key=lambda p: p.stat().st_mtime)
+    ledger = [json.loads(x) for x in (folders[0] / "ledger.jsonl").read_text().splitlines()]
+    assert sorted({row["role"] for row in ledger}) == ["student", "teacher"]
+    # The same evaluation is read back; another judge is another evaluation (its grades differ).
+    assert again.exit_code == 0 and asked_again == 0
+    assert other_judge.exit_code == 0 and len(folders) == 2
+    assert json.loads((folders[1] / "eval.json").read_text())["judge"]["model"] == "judge-2"
+
+
+def test_a_judge_needs_a_rubric_and_a_rubric_needs_the_judge(tmp_path: Path) -> None:
+    data = _sums(tmp_path, 6, splits=False)
+    no_rubric = runner.invoke(app, ["eval", str(data), "--set=suite.metric=judge"])
+    stray = runner.invoke(app, ["eval", str(data), "--set=suite.rubric=Same sum."])
+    assert no_rubric.exit_code == 1 and "suite.metric: judge needs suite.rubric" in no_rubric.output
+    assert stray.exit_code == 1 and "set suite.metric: judge" in stray.output
+
+
+def test_the_loop_grades_train_dev_and_test_with_the_teachers_judge(tmp_path: Path) -> None:
+    from tutelage.api import read_metrics
+    from tutelage.testing import HashEmbedder
+
+    data = _sums(tmp_path, 60, splits=True)
+    gold = {f"what is {i} plus {i}?": str(2 * i) for i in range(60)}
+
+    def student(request: dict[str, Any]) -> str:  # right, in words, when the sum is a multiple of 4
+        text = _user_text(request)
+        return f"It is {gold.get(text, '0')}." if int(gold.get(text, "1")) % 4 == 0 else "It is 1."
+
+    with ScriptedServer(student) as s, ScriptedServer(_judge) as t:
+        from tutelage.api import run
+        from tutelage.config import load_config as load
+
+        sets = [x.removeprefix("--set=") for x in _judged_sets(s.api_base, t.api_base, tmp_path)]
+        cfg = load(
+            None,
+            [
+                *sets,
+                "suite.name=file",
+                f"suite.path={data}",
+                "suite.dev_size=5",
+                "loop.rounds=1",
+                "loop.batch_size=10",
+                "loop.search_size=4",
+                "loop.search_k=[1]",
+                "name=judged",
+            ],
+        )
+        result = run(cfg, embedder=HashEmbedder())
+        prompts = [_user_text(r) for r in t.chat_requests()]
+    metrics = read_metrics(result.run_dir)
+    assert any(p.startswith("You grade answers.") for p in prompts)
+    assert any(not p.startswith("You grade answers.") for p in prompts)  # and it still diagnoses
+    before = [
+        json.loads(x) for x in (result.run_dir / "evals" / "test_before.jsonl").read_text().splitlines()
+    ]
+    # "It is 8." is graded right for 4 + 4 although it is not the bare answer: the judge graded it.
+    assert {r["score"] for r in before} == {0.0, 1.0}
+    assert metrics["test_accuracy"]["before"] == sum(r["score"] for r in before) / len(before)

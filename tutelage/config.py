@@ -167,7 +167,9 @@ class SuiteConfig(_Frozen):
         path: ``file`` suites: a ``.jsonl`` or ``.csv`` file.
         fields: the column mapping of ``file`` and ``hf`` suites (see ``FieldMap``).
         metric: a grader name (``label``, ``gsm8k``, ``bbh``, ``math``, ``f1``, ``judge``) or an import
-            path ``module:attr`` replacing the suite's own grader.
+            path ``module:attr`` replacing the suite's own grader. ``judge`` grades with the teacher
+            endpoint against ``rubric`` (one call per distinct reply, counted as the teacher's).
+        rubric: what a good reply must do, in words (``metric: judge`` only).
         labels: the closed label set of a ``file``/``hf`` suite (answers must be one of them).
         instruction: replaces the suite's instruction to the student.
         hf: the dataset of an ``hf`` suite (see ``HFConfig``).
@@ -188,6 +190,7 @@ class SuiteConfig(_Frozen):
     path: str | None = None
     fields: FieldMap = FieldMap()
     metric: str | None = Field(None, min_length=1)
+    rubric: str | None = Field(None, min_length=1)
     labels: tuple[str, ...] | None = None
     instruction: str | None = Field(None, min_length=1)
     hf: HFConfig = HFConfig()
@@ -204,6 +207,10 @@ class SuiteConfig(_Frozen):
             raise ValueError("suite.tasks selects BBH tasks; it needs name: bbh")
         if self.tasks is not None and not self.tasks:
             raise ValueError("suite.tasks is empty; leave it out to run all BBH tasks")
+        if self.metric == "judge" and not (self.rubric and self.rubric.strip()):
+            raise ValueError("suite.metric: judge needs suite.rubric (what a good reply must do, in words)")
+        if self.rubric and self.metric != "judge":
+            raise ValueError("suite.rubric is read by the judge grader only; set suite.metric: judge")
         return self
 
 

@@ -27,11 +27,11 @@ from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import ConfigError, RunDirError
 from tutelage.evals.baselines import BASELINES, build_baseline
-from tutelage.evals.graders import Grader
+from tutelage.evals.graders import Grader, JudgeGrader
 from tutelage.evals.graders.multilabel import micro_f1
 from tutelage.evals.harness import Attempt, load_journal, run_tasks
 from tutelage.evals.stats import Interval, bootstrap_ci, by_slice
-from tutelage.evals.suites import Suite, Task, load_suite
+from tutelage.evals.suites import Suite, Task, bind_judge, load_suite
 from tutelage.loop.progress import LogReporter, Reporter
 
 __all__ = ["EvalSummary", "eval_overrides", "evaluate", "evaluate_student", "summarize"]
@@ -297,6 +297,9 @@ def evaluate(
     student, who, label = _student(
         cfg, suite, run_dir=run_dir, program=program, baseline=baseline, k=k, stores=evals / "stores"
     )
+    judged = isinstance(suite.metric, JudgeGrader)
+    if judged:  # the judge's model decides the scores as much as the student does
+        who = {**who, "judge": cfg.teacher.model_dump(mode="json", include={"provider", "model", "api_base"})}
     identity = _identity(cfg, split, tasks, who)
     tag = (who.get("baseline") or ("memory" if run_dir else "program" if program else "")).replace("-", "")
     out = (
@@ -309,12 +312,17 @@ def evaluate(
         _drop_failed(journal)
     resumed = len(set(load_journal(journal)) & {t.id for t in tasks})
     started = time.monotonic()
-    with open_endpoints(cfg.model_copy(update={"teacher": cfg.student})) as endpoints:
-        ledger = Ledger(
-            out / "ledger.jsonl", prices={"student": (cfg.student.price_in, cfg.student.price_out)}
-        )
+    # Only a judged suite needs the teacher's endpoint; otherwise it is not started or checked.
+    with open_endpoints(cfg if judged else cfg.model_copy(update={"teacher": cfg.student})) as endpoints:
+        prices = {
+            "student": (cfg.student.price_in, cfg.student.price_out),
+            "teacher": (cfg.teacher.price_in, cfg.teacher.price_out),
+        }
+        ledger = Ledger(out / "ledger.jsonl", prices=prices)
         ledger.at(0, "test")
         lm = build_lm(cfg.student, endpoints.student, name="student", ledger=ledger)
+        if judged:
+            suite = bind_judge(suite, build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger))
         solve = make_solver(student, lm=lm, metric=suite.metric)
         reporter.phase(f"eval {suite.name} {split}", len(tasks))
         attempts = run_tasks(

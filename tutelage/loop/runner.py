@@ -16,7 +16,7 @@ from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import DataError, RunDirError, TutelageError
-from tutelage.evals.suites import load_suite
+from tutelage.evals.suites import bind_judge, load_suite
 from tutelage.loop.graph import build_graph
 from tutelage.loop.progress import LogReporter, Reporter
 from tutelage.loop.rundir import RunPaths, new_run_dir, write_metrics, write_report
@@ -93,12 +93,13 @@ def _drive(
             endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
             saver = saver or stack.enter_context(_checkpointer(paths))
             ledger = Ledger.for_run(cfg, paths.ledger)
+            teacher_lm = build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger)
             ctx = RunContext(
                 config=cfg,
-                suite=suite,
+                suite=bind_judge(suite, teacher_lm),  # suite.metric: judge grades with the teacher
                 memory=memory,
                 student_lm=build_lm(cfg.student, endpoints.student, name="student", ledger=ledger),
-                teacher_lm=build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger),
+                teacher_lm=teacher_lm,
                 paths=paths,
                 reporter=reporter,
                 ledger=ledger,

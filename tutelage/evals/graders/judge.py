@@ -75,8 +75,12 @@ class JudgeGrader(Grader):
     one. An endpoint that fails after its retries does raise: that is a systemic failure. Replies are
     remembered per ``(prediction, gold)``, so ``grade`` and the score cost one call together.
 
+    From config (``suite.metric: judge``, ``suite.rubric``) the grader is built without an LM and
+    the run or eval binds the teacher's with ``bind`` once its endpoint is open (``bind_judge``).
+
     Args:
-        lm: the judge's DSPy LM; bound its generation with ``max_tokens`` on the LM.
+        lm: the judge's DSPy LM; bound its generation with ``max_tokens`` on the LM. ``None`` only
+            for an unbound grader, which refuses to grade until ``bind`` gives it one.
         rubric: what a good reply must do, in words.
         scale: the score scale the judge is asked for (``1``: 0 to 1, ``10``: 0 to 10).
 
@@ -88,8 +92,8 @@ class JudgeGrader(Grader):
 
     name = "judge"
 
-    def __init__(self, *, lm: Any = None, rubric: str = "", scale: int = 1) -> None:
-        if lm is None:
+    def __init__(self, *, lm: Any = None, rubric: str = "", scale: int = 1, unbound: bool = False) -> None:
+        if lm is None and not unbound:
             raise ValueError("the judge grader needs lm= (a dspy.LM, usually the teacher)")
         if not rubric or not rubric.strip():
             raise ValueError("the judge grader needs a rubric= saying what a good reply must do")
@@ -100,6 +104,10 @@ class JudgeGrader(Grader):
         self.scale = scale
         self._cache: dict[tuple[str, str], Grade] = {}
         self._lock = threading.Lock()
+
+    def bind(self, lm: Any) -> JudgeGrader:
+        """The same rubric and scale, graded by ``lm``."""
+        return JudgeGrader(lm=lm, rubric=self.rubric, scale=self.scale)
 
     def prompt(self, prediction: str, gold: str) -> str:
         """The prompt sent to the judge (as one user message) for one reply."""
@@ -113,6 +121,8 @@ class JudgeGrader(Grader):
             cached = self._cache.get(key)
         if cached is not None:
             return cached
+        if self.lm is None:
+            raise RuntimeError("this judge grader has no LM yet: call bind(lm) first")
         with dspy.context(lm=self.lm):
             reply = _reply_text(self.lm(self.prompt(prediction, gold)))
         parsed = parse_judge_reply(reply, scale=self.scale)

@@ -15,15 +15,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from tutelage.config import SuiteConfig
 from tutelage.errors import ConfigError
+from tutelage.evals.graders.judge import JudgeGrader
 from tutelage.evals.suites import banking77, bbh, files, gsm8k, hf, math500, nlupp
 from tutelage.evals.suites._base import Suite, Tags, Task
 
-__all__ = ["SUITES", "Loader", "Suite", "Tags", "Task", "load_suite"]
+__all__ = ["SUITES", "Loader", "Suite", "Tags", "Task", "bind_judge", "load_suite"]
 
 Loader = Callable[[SuiteConfig], Suite]
 
@@ -52,3 +55,14 @@ def load_suite(cfg: SuiteConfig) -> Suite:
     if loader is None:
         raise ConfigError(f"unknown suite {cfg.name!r}; choose one of {', '.join(SUITES)}")
     return loader(cfg)
+
+
+def bind_judge(suite: Suite, lm: Any) -> Suite:
+    """``suite`` with its judge grader (``suite.metric: judge``) bound to ``lm``, the teacher's LM.
+
+    Other suites come back as they are.
+    """
+    metric = suite.metric
+    if isinstance(metric, JudgeGrader) and metric.lm is None:
+        return dataclasses.replace(suite, metric=metric.bind(lm))
+    return suite

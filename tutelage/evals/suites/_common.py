@@ -9,6 +9,7 @@ from typing import Any
 from tutelage.config import SuiteConfig
 from tutelage.errors import ConfigError, DataError, TutelageError
 from tutelage.evals.graders import Grader, get_grader
+from tutelage.evals.graders.judge import JudgeGrader
 
 __all__ = ["GENERIC_DEMO", "data_folder", "grader_for", "read_json", "read_jsonl"]
 
@@ -69,6 +70,8 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
 def grader_for(cfg: SuiteConfig, default: str, **options: Any) -> Grader:
     """The suite's grader: ``suite.metric`` when set, else ``default`` with the suite's options."""
     name = cfg.metric or default
+    if name == "judge":  # bound to the teacher's LM once the run or eval opens its endpoint
+        return JudgeGrader(rubric=cfg.rubric or "", unbound=True)
     try:
         return get_grader(name, **(options if name == default else {}))
     except TutelageError:
