@@ -414,7 +414,7 @@ def test_a_judge_needs_a_rubric_and_a_rubric_needs_the_judge(tmp_path: Path) -> 
 
 
 def test_the_loop_grades_train_dev_and_test_with_the_teachers_judge(tmp_path: Path) -> None:
-    from tutelage.api import read_metrics
+    from tutelage.api import Student, read_metrics
     from tutelage.testing import HashEmbedder
 
     data = _sums(tmp_path, 60, splits=True)
@@ -445,6 +445,8 @@ def test_the_loop_grades_train_dev_and_test_with_the_teachers_judge(tmp_path: Pa
         )
         result = run(cfg, embedder=HashEmbedder())
         prompts = [_user_text(r) for r in t.chat_requests()]
+        with Student.load(result.run_dir, embedder=HashEmbedder()) as trained:
+            graded = trained.predict("what is 4 plus 4?", gold="8")
     metrics = read_metrics(result.run_dir)
     assert any(p.startswith("You grade answers.") for p in prompts)
     assert any(not p.startswith("You grade answers.") for p in prompts)  # and it still diagnoses
@@ -454,3 +456,4 @@ def test_the_loop_grades_train_dev_and_test_with_the_teachers_judge(tmp_path: Pa
     # "It is 8." is graded right for 4 + 4 although it is not the bare answer: the judge graded it.
     assert {r["score"] for r in before} == {0.0, 1.0}
     assert metrics["test_accuracy"]["before"] == sum(r["score"] for r in before) / len(before)
+    assert graded["answer"] == "It is 8." and graded["score"] == 1.0 and graded["error"] is None

@@ -22,7 +22,8 @@ from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import RunDirError
-from tutelage.evals.suites import Task, load_suite
+from tutelage.evals.graders import JudgeGrader
+from tutelage.evals.suites import Task, bind_judge, load_suite
 from tutelage.loop.progress import Reporter
 from tutelage.loop.rundir import RunPaths
 from tutelage.loop.runner import RunResult, open_memory, resume_run, start_run
@@ -120,10 +121,15 @@ class Student:
         )
         compiled = StudentProgram.load_json(chosen, memory=memory, as_of_round=round)
         stack = contextlib.ExitStack()
-        if lm is None:
-            endpoints = stack.enter_context(open_endpoints(cfg.model_copy(update={"teacher": cfg.student})))
-            lm = build_lm(cfg.student, endpoints.student)
-        return cls(compiled, lm, stack, load_suite(cfg.suite).metric)
+        suite = load_suite(cfg.suite)
+        judged = isinstance(suite.metric, JudgeGrader)  # scoring needs the run's teacher as judge
+        if lm is None or judged:
+            endpoints = stack.enter_context(
+                open_endpoints(cfg if judged else cfg.model_copy(update={"teacher": cfg.student}))
+            )
+            lm = lm or build_lm(cfg.student, endpoints.student)
+            suite = bind_judge(suite, build_lm(cfg.teacher, endpoints.teacher)) if judged else suite
+        return cls(compiled, lm, stack, suite.metric)
 
     def predict(self, text: str, *, gold: str = "") -> dict[str, Any]:
         """Answer ``text``; the result names the lessons the student was shown (and a score if ``gold``)."""
