@@ -42,12 +42,14 @@ import tutelage  # before dspy/chromadb/transformers: sets the offline LiteLLM/H
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import make_solver
+from tutelage.api import load_memory
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import TutelageError
 from tutelage.evals.baselines import BASELINES, build_baseline
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.suites import Suite, load_suite
 from tutelage.memory.embed import Embedder, build_embedder
+from tutelage.memory.query import LessonFilter
 
 K = 8
 OPTIMIZERS = "fewshot,mipro,gepa,none"
@@ -90,6 +92,7 @@ class Row:
     seconds: float | None = None
     build_seconds: float | None = None
     lessons: int | None = None
+    train_items: int | None = None  # the train items behind the memory (demos, store, example lessons)
     memory_fraction: float | None = None
     vs_retrieval: float | None = None
     run_dir: str | None = None
@@ -147,6 +150,7 @@ def run_baselines(
                 row.notes.append(f"store {program.memory.path} ready in {row.build_seconds:.0f}s")
             else:
                 row.lessons = 0
+            row.train_items = row.lessons
             row.memory_fraction = row.lessons / len(suite.train) if suite.train else None
             log(f"[{name}] built in {row.build_seconds:.1f}s; scoring {len(suite.test)} test items")
             ledger = Ledger()
@@ -222,9 +226,13 @@ def run_tutelage(
     rounds = metrics.get("rounds") or []
     if rounds:
         row.lessons = rounds[-1].get("lessons")
-        row.memory_fraction = (
-            row.lessons / len(suite.train) if row.lessons is not None and suite.train else None
-        )
+    # What share of train the memory holds: the train items its active example lessons came from
+    # (strategies are the teacher's words, not train items; merged near-duplicates keep every source).
+    examples = load_memory(result.run_dir, embedder=embedder).all(LessonFilter(kind="example"))
+    covered = {s for x in examples for s in x.provenance.source_task_ids} & {t.id for t in suite.train}
+    row.train_items = len(covered)
+    row.memory_fraction = len(covered) / len(suite.train) if suite.train else None
+    row.notes.append(f"{len(examples):,} active example lessons from {len(covered):,} train items")
     log(f"[tutelage + {optimizer}] test {row.accuracy} after {len(rounds)} round(s) in {row.seconds:.0f}s")
     return row
 
@@ -286,7 +294,9 @@ def _cells(row: Row, train: int) -> tuple[str, ...]:
         acc = f"{100 * row.accuracy:.1f}% ±{100 * wilson(row.accuracy, row.n):.0f} (n={row.n})"
     memory = "-"
     if row.lessons is not None:
-        memory = f"{row.lessons:,} ({100 * row.lessons / train:.2f}%)" if train else f"{row.lessons:,}"
+        memory = f"{row.lessons:,}"
+        if row.train_items is not None and train:
+            memory += f" ({row.train_items:,}, {100 * row.train_items / train:.2f}%)"
     return (
         row.method,
         acc,
@@ -330,7 +340,7 @@ def report(rows: list[Row], items: dict[str, Any], train: int, wall: float) -> N
             "student calls",
             "teacher tokens",
             "wall time",
-            "memory (lessons, % of train)",
+            "memory: lessons (train items, %)",
             "acc / whole-train",
         ),
         [_cells(r, train) for r in rows],
@@ -340,7 +350,8 @@ def report(rows: list[Row], items: dict[str, Any], train: int, wall: float) -> N
         "row (for tutelage: every round plus both held-out test passes); '-' = not measured (a run "
         "whose metrics.json has no cost yet). wall time: the test pass for a baseline (its build "
         "apart), the whole run for tutelage. memory: fixed demos, stored train items, or the active "
-        "lessons after the last round."
+        "lessons after the last round, with the train items (and their share of the train split) "
+        "that its example lessons came from."
     )
     best = retrieval_accuracy(rows)
     for row in rows:
