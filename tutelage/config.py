@@ -168,7 +168,7 @@ class SuiteConfig(_Frozen):
         fields: the column mapping of ``file`` and ``hf`` suites (see ``FieldMap``).
         metric: a grader name (``label``, ``gsm8k``, ``bbh``, ``math``, ``f1``, ``judge``) or an import
             path ``module:attr`` replacing the suite's own grader. ``judge`` grades with the teacher
-            endpoint against ``rubric`` (one call per distinct reply, counted as the teacher's).
+            endpoint against ``rubric`` (one call per graded item, counted as the teacher's).
         rubric: what a good reply must do, in words (``metric: judge`` only).
         labels: the closed label set of a ``file``/``hf`` suite (answers must be one of them).
         instruction: replaces the suite's instruction to the student.
