@@ -108,7 +108,7 @@ def test_unparsable_teacher_reply_is_recorded_and_gold_example_still_written() -
         sent = server.chat_requests()[0]["messages"][-1]["content"]
     assert not diag.parsed and diag.raw == "The correct answer is no."
     assert "Correct answer: change_pin" in sent and "Student answer: pin_blocked" in sent
-    lessons = lessons_from(diag, task, round=1, teacher_model="t")
+    lessons, _ = lessons_from(diag, task, round=1, teacher_model="t")
     assert [(x.kind, x.text, x.answer) for x in lessons] == [("example", "I want a new PIN", "change_pin")]
 
 

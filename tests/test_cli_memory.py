@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_edit_writes_a_new_active_lesson_and_retires_the_old_with_reasons_both_w
     assert "a strategy has no answer" in one_line_error("edit", store_dir, ACTION.id, "--answer", "x")
 
 
-def test_jsonl_export_then_import_into_a_new_folder_round_trips_byte_for_byte(
+def test_jsonl_export_then_import_into_a_new_folder_keeps_every_lesson_and_says_how_it_was_admitted(
     store_dir: Path, tmp_path: Path
 ) -> None:
     first = memory("export", store_dir)
@@ -181,8 +182,18 @@ def test_jsonl_export_then_import_into_a_new_folder_round_trips_byte_for_byte(
     assert "wrote 4 lessons (jsonl)" in ok("export", store_dir, "-o", dump)
     assert dump.read_bytes() == first.stdout_bytes
     copy = tmp_path / "shared" / "lessons"
-    assert "added 4, already present 0" in ok("import", copy, dump)
-    assert memory("export", copy).stdout_bytes == first.stdout_bytes
+    said = ok("import", copy, dump)
+    assert "added 4, already present 0" in said and "no leakage guard: a bare store" in said
+    before = [json.loads(x) for x in first.stdout.splitlines()]
+    after = {x["id"]: x for x in map(json.loads, memory("export", copy).stdout.splitlines())}
+    for old in before:  # content, provenance and counters kept; the import is one more history step
+        new = after[old["id"]]
+        assert {k: new[k] for k in ("text", "answer", "provenance", "helped", "hurt")} == {
+            k: old[k] for k in ("text", "answer", "provenance", "helped", "hurt")
+        }
+        assert new["status"] == old["status"]
+        if old["status"] == "active":
+            assert new["history"][-1]["reason"] == "imported from lessons.jsonl"
     assert "added 0, already present 4" in ok("import", copy, dump)
 
 

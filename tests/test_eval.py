@@ -304,7 +304,8 @@ def test_eval_with_a_runs_memory_uses_the_kept_program_not_a_rolled_back_one(tmp
     for n in (0, 1, 2):
         paths.program(n).parent.mkdir(parents=True, exist_ok=True)
         paths.program(n).write_text("{}")
-    assert kept_program(paths) == paths.program(2)  # no metrics yet: the newest round
+    # No metrics yet: no round has been decided, so the kept program is the starting one (finding 7).
+    assert kept_program(paths) == paths.program(0)
     paths.metrics.write_text(json.dumps({"kept_round": 1, "rounds": []}))
     assert kept_program(paths) == paths.program(1)
 

@@ -50,7 +50,7 @@ class Run:
     held_out: set[str]
     train: list[Task]
 
-    def write(self, round_no: int) -> dict[str, int]:
+    def write(self, round_no: int, *, verified: bool = True) -> dict[str, int]:
         return write_round_sets(
             self.paths,
             round_no,
@@ -60,6 +60,7 @@ class Run:
             instructions=self.suite.instruction,
             held_out_ids=self.held_out,
             teacher_model=CFG.teacher.model,
+            verified=verified,
         )
 
     def rows(self, round_no: int, name: str) -> list[dict[str, Any]]:
@@ -175,6 +176,9 @@ def test_round_one_writes_examples_traces_and_corrections_and_drops_the_rest(run
         "teacher_model": "teacher-x",
     }
     assert sft[1]["metadata"]["lesson_id"] == ""
+    # Finding 3: with memory.verify off nothing checked the example, and its row does not claim it was.
+    run.write(1, verified=False)
+    assert run.rows(1, "sft")[0]["metadata"]["source"] == "gold_example"
     [pair] = run.rows(1, "preference")
     validate_preference_row(pair)
     assert pair["prompt"] == [

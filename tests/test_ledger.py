@@ -16,6 +16,7 @@ from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.curate import rollback_round
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
+from tutelage.memory.undo import UndoLog
 from tutelage.testing import HashEmbedder
 
 
@@ -93,14 +94,21 @@ def test_rollback_undoes_exactly_the_rounds_status_changes(tmp_path: Path) -> No
     store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
     old = Lesson.make(kind="example", text="old lesson", answer="a", round=1)
     new = Lesson.make(kind="strategy", text="new lesson", round=2)
-    store.add([old.with_status("active", "ok", round=1), new])
+    store.add([old.with_status("active", "ok", round=1)])
+    store.undo = log = UndoLog(tmp_path / "round_2" / "memory-undo.jsonl")
+    store.add([new])
     store.set_status([new.id], "active", "ok", round=2)
     store.set_status([old.id], "retired", "merged into new", round=2)
-    assert rollback_round(store, 2, "rolled back: round 2 not accepted") == 2
+    store.undo = None
+    before = store.get([old.id])[0]
+    assert rollback_round(store, log, "rolled back: round 2 not accepted", round=2) == 2
     restored, retired = store.get([old.id, new.id])
     assert restored.status == "active" and retired.status == "retired"
+    assert restored.history == before.history[:-1]  # exactly the record round 2 found
     assert retired.reason == "rolled back: round 2 not accepted"
     assert [x.id for x in store.all(LessonFilter(as_of_round=2))] == [old.id]
+    # Repeating the rollback (a crash halfway through) changes nothing more.
+    assert rollback_round(store, log, "rolled back: round 2 not accepted", round=2) == 0
 
 
 def test_wall_clock_budget_counts_earlier_sessions_of_a_resumed_run(tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def test_killed_run_resumes_to_the_same_lessons_without_redoing_round_one(
     # Round 1 and round 2's attempts were journaled: the resumed run only compiles, evaluates, monitors
     # and tests.
     cfg_loop = cfg.loop
-    bound = len(cfg_loop.search_k) * cfg_loop.search_size + cfg.suite.dev_size + cfg.guards.monitor_size + 40
+    grid = len(cfg_loop.search_k) * len(cfg_loop.search_strategies)
+    bound = grid * cfg_loop.search_size + cfg.suite.dev_size + cfg.guards.monitor_size + 40
     assert len(resumed_calls) <= bound
 
 

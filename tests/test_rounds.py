@@ -40,7 +40,9 @@ def test_harmful_lessons_are_rolled_back_and_the_run_never_ends_worse_than_it_st
         return known.get(_user(request), "unknown")
 
     with ScriptedServer(student) as s, ScriptedServer(lambda r: HARMFUL) as t:
-        cfg = scripted_config(tmp_path, s.api_base, t.api_base, "memory.k_strategies=2", "loop.rounds=2")
+        cfg = scripted_config(
+            tmp_path, s.api_base, t.api_base, "loop.search_strategies=[2]", "loop.rounds=2"
+        )
         result = tutelage.run(cfg, embedder=HashEmbedder())
     m = result.metrics
     assert m["dev_accuracy"]["start"] == 0.5
@@ -170,7 +172,9 @@ def test_hard_batches_retry_failures_and_the_teacher_diagnoses_them_afresh(tmp_p
         assert sum(tasks[task_id].input in text for text in teacher_inputs) == 2
 
 
-def test_the_monitor_flags_a_student_that_fits_the_teachers_lessons_but_not_dev(tmp_path: Path) -> None:
+def test_the_monitor_does_not_count_a_student_copying_its_own_gold_example(tmp_path: Path) -> None:
+    # Finding 2: the monitor used to re-attempt each taught failure with its own gold example in
+    # memory, so a student that only copies demos scored 100% there and was flagged every round.
     def memorizer(request: dict[str, Any]) -> str:  # right only on a task it was shown verbatim
         turns = request["messages"]
         for user, answer in zip(turns[1:-1:2], turns[2:-1:2], strict=False):
@@ -182,8 +186,26 @@ def test_the_monitor_flags_a_student_that_fits_the_teachers_lessons_but_not_dev(
         cfg = scripted_config(tmp_path, s.api_base, t.api_base, "loop.rounds=1")
         m = tutelage.run(cfg, embedder=HashEmbedder()).metrics
     row = m["rounds"][0]
-    assert row["monitor_fit"] == 1.0 and row["dev_accuracy"] == 0.0
-    assert row["flag"].startswith("possible teacher hacking: 100% of the failures")
+    assert row["monitor_fit"] == 0.0 and row["flag"] is None
+
+
+def test_the_monitor_flags_a_student_that_fits_the_teachers_lessons_but_not_dev(tmp_path: Path) -> None:
+    cfg_probe = scripted_config(tmp_path, "http://x/v1", "http://x/v1")
+    train = {t.input: t.answer for t in load_suite(cfg_probe.suite).train}
+
+    def fits_the_teacher(request: dict[str, Any]) -> str:  # any strategy "fixes" a train item, never dev
+        if "Useful strategies:" in _system(request):
+            return train.get(_user(request), "unknown")
+        return "unknown"
+
+    with ScriptedServer(fits_the_teacher) as s, ScriptedServer(teacher_reply) as t:
+        cfg = scripted_config(tmp_path, s.api_base, t.api_base, "loop.rounds=1")
+        m = tutelage.run(cfg, embedder=HashEmbedder()).metrics
+    row = m["rounds"][0]
+    # One strategy text for every failure is one lesson (its id is its content), made from one of
+    # them: that failure has it hidden, so it alone stays wrong.
+    assert row["monitor_fit"] >= 0.9 and row["dev_accuracy"] == 0.0
+    assert row["flag"].startswith("possible teacher hacking: 95% of the failures")
 
 
 def test_every_round_writes_fine_tune_sets_that_validate_and_hold_no_held_out_item(

@@ -52,20 +52,19 @@ def resume(
 
 
 def kept_program(paths: RunPaths) -> Path:
-    """The program the run keeps: ``metrics.json``'s kept round, never a rolled-back round's program.
+    """The program the run keeps: ``metrics.json``'s kept round, never an undecided or rolled-back one.
 
-    Before any metrics exist (a run killed in round 1) it is the highest-numbered round's JSON.
+    Before any round has been decided (no ``metrics.json`` yet) it is the starting program, round 0:
+    a compiled candidate is kept only once dev has decided for it.
     """
     try:
         kept = json.loads(paths.metrics.read_text()).get("kept_round")
     except (OSError, ValueError):
         kept = None
-    if isinstance(kept, int) and paths.program(kept).is_file():
-        return paths.program(kept)
-    programs = sorted((paths.root / "programs").glob("round_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    if not programs:
-        raise RunDirError(f"{paths.root} has no compiled program yet")
-    return programs[-1]
+    chosen = paths.program(kept if isinstance(kept, int) else 0)
+    if not chosen.is_file():
+        raise RunDirError(f"{paths.root} has no kept program yet ({chosen.name} is missing)")
+    return chosen
 
 
 def load_memory(run_dir: str | Path, *, embedder: Embedder | None = None) -> ChromaLessonStore:

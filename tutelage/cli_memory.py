@@ -18,7 +18,9 @@ from rich.text import Text
 
 from tutelage._cli import _env, _guard, console
 from tutelage.errors import DataError
+from tutelage.memory.admit import Admission
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.leakage import LeakageGuard
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus, lesson_id
 from tutelage.memory.location import open_location
 from tutelage.memory.playbook import export_jsonl, playbook_markdown, read_jsonl, shorten
@@ -68,6 +70,25 @@ def _find(store: ChromaLessonStore, ref: str, loc: Path) -> Lesson:
         raise DataError(f"no lesson {ref!r} in {loc}")
     shown = ", ".join(x.id for x in matches[:4])
     raise DataError(f"{ref!r} matches {len(matches)} lessons in {loc}: {shown}")
+
+
+def _admission(loc: Path) -> tuple[Admission, str]:
+    """How lessons enter the memory at ``loc``: a run's leakage guard (its suite's held-out items) and
+    verification mode; a bare store has no held-out split to guard and nothing to verify with."""
+    from tutelage.config import load_config
+    from tutelage.evals.suites import load_suite
+
+    config = next((p for p in (loc / "config.yaml", loc.parent / "config.yaml") if p.is_file()), None)
+    if config is None:
+        return Admission(None, "off"), "no leakage guard: a bare store has no held-out items"
+    cfg = load_config(config)
+    suite = load_suite(cfg.suite)
+    guard = LeakageGuard(
+        ((t.id, t.input) for t in suite.guarded()),
+        n=cfg.memory.leakage_ngram,
+        threshold=cfg.memory.leakage_threshold,
+    )
+    return Admission(guard, cfg.memory.verify), ""
 
 
 def _next_round(store: ChromaLessonStore) -> int:
@@ -207,7 +228,10 @@ def memory_edit(
     text: Annotated[str | None, typer.Option(help="the new text")] = None,
     answer: Annotated[str | None, typer.Option(help="the new answer (examples only)")] = None,
 ) -> None:
-    """Rewrite a lesson: ids come from content, so the edit is a new active lesson and the old one retires."""
+    """Rewrite a lesson: ids come from content, so the edit is a new lesson and the old one retires.
+
+    The new lesson takes the same admission path as the loop's: refused if it quotes a held-out
+    item, active at once with ``memory.verify: off``, else a candidate the next round verifies."""
     store = open_location(loc)
     old = _find(store, ref, loc)
     if answer is not None and old.kind == "strategy":
@@ -216,26 +240,31 @@ def memory_edit(
     new_answer = (old.answer if answer is None else answer).strip()
     if not new_text:
         raise DataError("a lesson needs a text")
-    new_id = lesson_id(old.kind, new_text, new_answer)
+    new_id = lesson_id(old.kind, new_text, new_answer, old.rationale)
     if new_id == old.id:
         raise DataError(f"nothing to change in {old.id}: give a different --text or --answer")
     round_no = _next_round(store)
+    admission, _ = _admission(loc)
     new = Lesson(
         id=new_id,
         kind=old.kind,
         text=new_text,
         answer=new_answer,
+        rationale=old.rationale,
         scope=old.scope,
         tags=old.tags,
         provenance=old.provenance,
-    ).with_status("active", f"edited from {old.id}", round=round_no)
+    ).with_status("candidate", f"edited from {old.id}", round=round_no)
     new = new.model_copy(update={"created_at": new.updated_at})
+    screened, refused = admission.screen([new], round=round_no)
+    if refused:
+        raise DataError(f"the edit is {screened[0].reason}; nothing changed")
     # The new lesson is written before the old one retires: an interruption never loses the lesson.
-    # An edit may recreate a lesson stored before (e.g. undoing an edit): bring that one back.
-    if not store.add([new]) and store.get([new.id])[0].status != "active":
-        store.set_status([new.id], "active", f"edited from {old.id}", round=round_no)
+    # An edit may recreate a lesson stored before (e.g. undoing an edit): that one comes back.
+    done = admission.admit(store, [new], round=round_no, why=f"edited from {old.id}")
     store.set_status([old.id], "retired", f"edited into {new.id}", round=round_no)
-    console.print(Text(f"new {new.id} (active from round {round_no}): edited from {old.id}"))
+    status = "active" if new.id in done.active or not done.pending else "candidate (verified next round)"
+    console.print(Text(f"new {new.id} ({status} from round {round_no}): edited from {old.id}"))
     console.print(Text(f"old {old.id} ({old.status} -> retired): edited into {new.id}"))
 
 
@@ -271,9 +300,27 @@ def memory_import(
     loc: Location,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="a JSONL export (`tutelage memory export`)")],
 ) -> None:
-    """Add the lessons of an export, records unchanged; a new folder becomes a bare store."""
+    """Add the lessons of an export through the memory's admission path; a new folder becomes a bare store.
+
+    Provenance, counters and history are kept; the status is decided here, as for the loop's own
+    lessons: a lesson quoting one of the run's held-out items is refused (stored retired, with the
+    item named), the rest are active at once with ``memory.verify: off``, else candidates the next
+    round verifies. Lessons the export had retired or pending are stored as they were. A lesson
+    already present is left as it is (a retired one comes back as a candidate)."""
     # Parse everything before opening (or creating) the store: a bad row writes nothing.
     lessons = read_jsonl(file)
     store = open_location(loc, create=True)
-    added = store.add(lessons)
-    console.print(Text(f"added {len(added)}, already present {len(lessons) - len(added)} in {loc}"))
+    admission, note = _admission(loc)
+    round_no = _next_round(store)
+    # What the export had in use is admitted afresh; what it had retired or pending stays as it was.
+    used = [x for x in lessons if x.status == "active"]
+    incoming = [x.with_status("candidate", f"imported from {file.name}", round=round_no) for x in used]
+    done = admission.admit(store, incoming, round=round_no, why=f"imported from {file.name}")
+    kept = store.add([x for x in lessons if x.status != "active"])
+    present = len(lessons) - len(done.written) - done.refused - len(kept)
+    parts = [f"added {len(done.written) + len(kept)}", f"already present {present}"]
+    if done.refused:
+        parts.append(f"refused {done.refused} (quote a held-out item)")
+    if done.pending:
+        parts.append(f"{len(done.pending)} wait as candidates for the next round's check")
+    console.print(Text(", ".join(parts) + f" in {loc}" + (f" ({note})" if note else "")))

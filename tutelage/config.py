@@ -27,10 +27,12 @@ __all__ = [
     "CurateConfig",
     "EmbedderConfig",
     "FieldMap",
+    "GepaConfig",
     "GuardConfig",
     "HFConfig",
     "LoopConfig",
     "MemoryConfig",
+    "MiproConfig",
     "RoleConfig",
     "RunConfig",
     "SuiteConfig",
@@ -48,10 +50,11 @@ class RoleConfig(_Frozen):
     """One model role (student or teacher).
 
     ``provider: local`` starts the embedded llama.cpp server with SmolLM2; ``openai`` talks to any
-    OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI) at ``api_base``.
+    OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI) at ``api_base``; ``none`` (the teacher only,
+    also written ``teacher: off``) runs without a teacher: the memory holds gold examples only.
     """
 
-    provider: Literal["local", "openai"] = "local"
+    provider: Literal["local", "openai", "none"] = "local"
     model: str = "smollm2-135m-instruct"
     api_base: str | None = None
     api_key_env: str | None = None
@@ -88,9 +91,19 @@ class CurateConfig(_Frozen):
 class MemoryConfig(_Frozen):
     """The lesson store, how lessons are admitted and curated, and what the student sees.
 
-    ``verify``: ``off`` activates every candidate; ``source`` re-attempts the failure a lesson came
-    from with the lesson shown, and keeps it only if that now passes; ``probe`` also re-attempts
-    ``probe_size`` similar tasks of the round's batch and keeps it only if they do not get worse.
+    ``verify`` (what a kept lesson has shown; every check uses the memory as the round's attempts saw
+    it, with the lessons made from the task being tried hidden, so no check is a copy test):
+
+    - ``off``: nothing; every candidate is activated.
+    - ``source``: a strategy fixes the failure it was written for; an example (gold, worked or
+      synthetic, which carries its source's answer, so re-asking the source would test copying) does
+      not make the ``probe_size`` most similar other train items of the round worse (transfer).
+    - ``probe``: as ``source``, and a strategy must also not make those similar items worse.
+
+    ``synthetic``: synthetic examples the teacher writes per failure, near the confusion (suites
+    whose replies are answers, not reasoning; for a label suite, each with the gold label or the one
+    the student chose). ``worked``: ask for a worked solution of each failure (suites whose replies
+    are reasoning); kept only when it reaches the gold answer.
 
     ``examples``: which attempted train items become gold-labelled example lessons. ``attempted``
     (default) stores every item of the batch, so intents the student already answers get examples
@@ -108,6 +121,8 @@ class MemoryConfig(_Frozen):
     token_budget: int | None = Field(None, ge=1)
     verify: Literal["off", "source", "probe"] = "off"
     examples: Literal["attempted", "failed"] = "attempted"
+    synthetic: int = Field(2, ge=0, le=8)
+    worked: bool = True
     probe_size: int = Field(3, ge=1, le=32)
     leakage_ngram: int = Field(8, ge=1, le=64)
     leakage_threshold: float = Field(0.5, gt=0.0, le=1.0)
@@ -267,6 +282,33 @@ class AgentConfig(_Frozen):
 Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "none"]
 
 
+class MiproConfig(_Frozen):
+    """``loop.optimizer: mipro`` (dspy.MIPROv2; ``loop.trials`` Bayesian trials).
+
+    ``candidates``: instructions searched, the incumbent included (default: two thirds of the trials);
+    ``max_demos``: fixed demos bootstrapped from the student's own traces (0: instruction-only);
+    ``data_aware``: the teacher summarises the train set first; ``temperature``: the teacher's, for
+    proposals.
+    """
+
+    candidates: int | None = Field(None, ge=2, le=100)
+    max_demos: int = Field(0, ge=0, le=16)
+    data_aware: bool = True
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+
+
+class GepaConfig(_Frozen):
+    """``loop.optimizer: gepa`` (dspy.GEPA; ``loop.metric_calls`` budget).
+
+    ``k_rules``: strategies appended to a proposed instruction; ``minibatch``: failures reflected on
+    per step; ``max_failures``: failures shown to the teacher per proposal.
+    """
+
+    k_rules: int = Field(3, ge=0, le=16)
+    minibatch: int = Field(3, ge=1, le=64)
+    max_failures: int = Field(5, ge=1, le=64)
+
+
 class LoopConfig(_Frozen):
     """The round structure of a run: optimizer, batch selection, acceptance, stop rules.
 
@@ -277,16 +319,38 @@ class LoopConfig(_Frozen):
     ``none`` keeps the program. ``batch``: ``uniform`` fresh items, ``hard`` past failures and items
     like them, ``curriculum`` short (easy) items first. ``patience``: stop after that many rounds in
     a row are rolled back.
+
+    The ``search_size`` items (train items never written to memory) are what an optimizer compiles
+    on: ``mipro`` and ``gepa`` take the last ``val_size`` of them (default: half) as the validation
+    set that scores candidates and the rest as the trainset they learn from, so the two never overlap.
     """
+
+    @model_validator(mode="after")
+    def _val_fits(self) -> LoopConfig:
+        if self.val_size is not None and self.val_size >= self.search_size:
+            raise ValueError(
+                f"loop.val_size ({self.val_size}) must be below loop.search_size ({self.search_size})"
+            )
+        if any(k < 0 for k in (*self.search_k, *self.search_strategies)):
+            raise ValueError("loop.search_k and loop.search_strategies hold lesson counts (0 or more)")
+        return self
+
+    @property
+    def validation_size(self) -> int:
+        return self.val_size if self.val_size is not None else self.search_size // 2
 
     rounds: int = Field(3, ge=1, le=1000)
     batch_size: int = Field(100, ge=1)
     optimizer: Optimizer = "fewshot"
     search_k: tuple[int, ...] = (2, 4, 8)
-    search_strategies: tuple[int, ...] = ()  # empty: keep memory.k_strategies
-    search_size: int = Field(20, ge=1)
+    # Strategies shown: 0 or 1, chosen by measured accuracy (empty: keep memory.k_strategies).
+    search_strategies: tuple[int, ...] = (0, 1)
+    search_size: int = Field(20, ge=2)
+    val_size: int | None = Field(None, ge=1)
     trials: int = Field(6, ge=1, le=200)
     metric_calls: int = Field(60, ge=4, le=100000)
+    mipro: MiproConfig = MiproConfig()
+    gepa: GepaConfig = GepaConfig()
     batch: Literal["uniform", "hard", "curriculum"] = "uniform"
     patience: int | None = Field(None, ge=1)
     accept: AcceptConfig = AcceptConfig()
@@ -328,6 +392,29 @@ class RunConfig(_Frozen):
     guards: GuardConfig = GuardConfig()
     agent: AgentConfig = AgentConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _teacher_off(cls, value: object) -> object:
+        # `teacher: off` (YAML reads it as false) runs without a teacher: gold examples only.
+        if value is False or value in ("off", "none"):
+            return {"provider": "none"}
+        return value
+
+    @model_validator(mode="after")
+    def _teacher_needed(self) -> RunConfig:
+        if self.teacher.provider == "none":
+            if self.loop.optimizer in ("mipro", "gepa"):
+                raise ValueError(f"loop.optimizer {self.loop.optimizer} needs a teacher (teacher is off)")
+            if self.suite.metric == "judge":
+                raise ValueError("suite.metric: judge grades with the teacher, and the teacher is off")
+        if self.student.provider == "none":
+            raise ValueError("student.provider: none is not a student; use local or openai")
+        return self
+
+    @property
+    def teacher_on(self) -> bool:
+        return self.teacher.provider != "none"
 
     @property
     def run_dir(self) -> Path:

@@ -7,6 +7,8 @@ Secrets are read here and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import threading
 import time
@@ -23,7 +25,16 @@ from tutelage.agents.local import LocalServer
 from tutelage.config import RoleConfig, RunConfig
 from tutelage.errors import ConfigError, EndpointError, TutelageError
 
-__all__ = ["Endpoints", "MeteredLM", "build_lm", "check_endpoint", "open_endpoints", "resolve_api_key"]
+__all__ = [
+    "CallJournal",
+    "Endpoints",
+    "MeteredLM",
+    "build_lm",
+    "check_endpoint",
+    "open_endpoints",
+    "replayed",
+    "resolve_api_key",
+]
 
 
 @dataclass(frozen=True)
@@ -47,20 +58,88 @@ def resolve_api_key(env_name: str | None) -> str:
 _usage = threading.local()
 
 
+class CallJournal:
+    """Model replies by request, on disk: a resumed compile gets the replies it got before, in the
+    same order, without paying for them again (so it makes the same choices).
+
+    A request is its model, messages (or prompt) and generation settings; the n-th time the same
+    request is made it gets the n-th reply recorded for it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._replies: dict[str, dict[int, Any]] = {}
+        self._asked: dict[str, int] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    self._replies.setdefault(row["key"], {})[int(row["n"])] = row["outputs"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line torn by a kill: that call is simply made again
+
+    @staticmethod
+    def key(model: str, prompt: Any, messages: Any, kwargs: dict[str, Any]) -> str:
+        settings = {k: v for k, v in kwargs.items() if not k.startswith("api_")}
+        blob = json.dumps([model, prompt, messages, settings], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def lookup(self, key: str) -> tuple[Any, int]:
+        """The recorded reply for this occurrence of ``key`` (None if there is none) and its number."""
+        with self._lock:
+            n = self._asked.get(key, 0)
+            self._asked[key] = n + 1
+            return self._replies.get(key, {}).get(n), n
+
+    def record(self, key: str, n: int, outputs: Any) -> None:
+        try:
+            line = json.dumps({"key": key, "n": n, "outputs": outputs})
+        except (TypeError, ValueError):
+            return  # not plain JSON (tool calls, logprobs objects): not replayable, asked again
+        with self._lock:
+            self._replies.setdefault(key, {})[n] = outputs
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as sink:
+                sink.write(line + "\n")
+
+
+def replayed(lm: dspy.LM, journal: CallJournal) -> dspy.LM:
+    """A copy of ``lm`` (same ledger and role) whose calls are recorded in, and replayed from, ``journal``."""
+    copy = lm.copy()
+    copy.replay = journal
+    return copy
+
+
 class MeteredLM(dspy.LM):
     """A DSPy LM whose every call lands in a cost ledger, and is refused once a budget is spent.
 
-    Copies (``lm.copy(...)``, which DSPy optimizers make) share the ledger and the role.
+    Copies (``lm.copy(...)``, which DSPy optimizers make) share the ledger, the role and the replay
+    journal. With ``replay`` set, a request already answered in the journal is answered from it (no
+    call, no ledger row: the original call is in the ledger already).
     """
 
     role: str = ""
     ledger: Ledger | None = None
+    replay: CallJournal | None = None
 
     def update_history(self, entry: dict[str, Any]) -> None:
         _usage.value = entry.get("usage") or {}
         super().update_history(entry)
 
     def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        journal = self.replay
+        if journal is None:
+            return self._metered(prompt, messages=messages, **kwargs)
+        key = journal.key(self.model, prompt, messages, {**self.kwargs, **kwargs})
+        recorded, n = journal.lookup(key)
+        if recorded is not None:
+            return recorded
+        out = self._metered(prompt, messages=messages, **kwargs)
+        journal.record(key, n, out)
+        return out
+
+    def _metered(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
         ledger = self.ledger
         if ledger is None:
             return super().__call__(prompt, messages=messages, **kwargs)
@@ -128,6 +207,8 @@ def _remote_base(role: RoleConfig, name: str) -> str:
 def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[Endpoints]:
     """Start the embedded server if a role needs it, check every endpoint, stop the server on exit."""
     roles = {"student": cfg.student, "teacher": cfg.teacher}
+    if cfg.teacher.provider == "none":  # teacher: off: only the student's endpoint is opened
+        roles = {"student": cfg.student}
     # Remote endpoints are checked before the embedded server is started: a typo fails in a second.
     bases: dict[str, str] = {}
     for name, role in roles.items():
@@ -145,7 +226,7 @@ def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[E
             for name, role in roles.items():
                 if role.provider == "local":
                     bases[name] = server.api_base
-        yield Endpoints(student=bases["student"], teacher=bases["teacher"])
+        yield Endpoints(student=bases["student"], teacher=bases.get("teacher", ""))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

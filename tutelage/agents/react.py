@@ -16,11 +16,10 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from tutelage.agents.student import _POLICY, StudentProgram
+from tutelage.agents.student import _POLICY, StudentProgram, lesson_filter
 from tutelage.evals.metrics import closest_choice
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.lesson import Lesson
-from tutelage.memory.query import LessonFilter
+from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.tools.calculator import calculate
 from tutelage.tools.sandbox import run_python
 
@@ -238,13 +237,13 @@ class ReActStudent(StudentProgram):
     def _lessons(self, query: str) -> tuple[str, list[str]]:
         if self.memory is None or not query.strip():
             return "Error: lessons[...] needs a query", []
-        where = LessonFilter(scope=self.scope, as_of_round=self.as_of_round)
+        where = lesson_filter(self.scope, self.as_of_round)
         found = [
             *self.memory.search(query, kind="strategy", k=LESSONS_K, where=where, mmr=self.mmr),
-            *self.memory.search(query, kind="example", k=LESSONS_K, where=where, mmr=self.mmr),
+            *self.memory.search(query, kind=DEMO_KINDS, k=LESSONS_K, where=where, mmr=self.mmr),
         ]
         lines = [
-            f"- strategy: {x.text}" if x.kind == "strategy" else f"- example: {x.text} -> {x.answer}"
+            f"- strategy: {x.text}" if x.kind == "strategy" else f"- example: {x.text} -> {x.reply}"
             for x in found
         ]
         return ("\n".join(lines) or "no lessons found"), [x.id for x in found]

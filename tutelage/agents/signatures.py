@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dspy
 
-__all__ = ["Diagnose", "Reflect", "Solve"]
+__all__ = ["EXAMPLE_LINE", "REASONING_LINE", "Diagnose", "Reflect", "Solve", "diagnose_signature"]
 
 
 class Solve(dspy.Signature):
@@ -32,3 +32,24 @@ class Reflect(dspy.Signature):
 
     failures: str = dspy.InputField(desc="the tasks, the student's answers and the feedback on each")
     reply: str = dspy.OutputField(desc="DIAGNOSIS and STRATEGY lines")
+
+
+# What the teacher is asked for beyond the diagnosis, by what the suite can use (see ``diagnose_signature``).
+EXAMPLE_LINE = (
+    "EXAMPLE: <a new input, unlike this one, that a student could confuse in the same way> => "
+    "<its correct answer>"
+)
+REASONING_LINE = (
+    "REASONING: <the correct reasoning for this task, step by step, ending with the correct answer in "
+    "the form the task asks for>"
+)
+
+
+def diagnose_signature(*, examples: int, reasoning: bool) -> type[dspy.Signature]:
+    """``Diagnose`` asking also for ``examples`` EXAMPLE lines (synthetic examples) and, for a suite
+    whose replies are reasoning, a REASONING line (a worked example)."""
+    extra = [EXAMPLE_LINE] * examples + ([REASONING_LINE] if reasoning else [])
+    if not extra:
+        return Diagnose
+    asked: type[dspy.Signature] = Diagnose.with_instructions(Diagnose.instructions + "\n" + "\n".join(extra))
+    return asked

@@ -1,12 +1,14 @@
 """The student: a DSPy module that retrieves the most relevant lessons for a task and answers.
 
-Retrieved example lessons become demo turns (most similar last, nearest the question); strategy
-lessons go in the system message. The compiled program (instruction, fixed demos, retrieval depth)
+Retrieved example lessons (gold, worked and synthetic) become demo turns (most similar last, nearest
+the question; a worked example's reply is the teacher's reasoning); strategy lessons go in the
+system message. The compiled program (instruction, fixed demos, retrieval depth)
 is saved as JSON, never pickled.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 from pathlib import Path
 from typing import Any, Self
@@ -21,10 +23,24 @@ from tutelage.evals.harness import Attempt, Solver
 from tutelage.evals.metrics import Metric, closest_choice
 from tutelage.evals.suites import Task
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.lesson import Lesson
+from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.memory.query import LessonFilter, fit_budget
 
-__all__ = ["StudentProgram", "make_solver"]
+__all__ = ["StudentProgram", "hidden_source", "lesson_filter", "make_solver"]
+
+# The task whose own lessons retrieval must not show (``make_solver(..., hide_own=True)``): a probe of
+# how lessons transfer must not hand a task its own answer. A context variable, so concurrent
+# solver threads each hide their own task.
+_HIDDEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("tutelage_hidden_source", default=None)
+
+
+def hidden_source() -> str | None:
+    return _HIDDEN.get()
+
+
+def lesson_filter(scope: str | None, as_of_round: int | None) -> LessonFilter:
+    """What a student's retrieval may see now: its scope, a replayed round, minus a hidden task's lessons."""
+    return LessonFilter(scope=scope, as_of_round=as_of_round, exclude_source=_HIDDEN.get())
 
 
 class StudentProgram(dspy.Module):
@@ -66,11 +82,11 @@ class StudentProgram(dspy.Module):
         """The example and strategy lessons shown for ``task``, most relevant first."""
         if self.memory is None:
             return [], []
-        where = LessonFilter(scope=self.scope, as_of_round=self.as_of_round)
+        where = lesson_filter(self.scope, self.as_of_round)
         kinds: list[list[Lesson]] = []
-        for kind, k in (("example", self.k_examples), ("strategy", self.k_strategies)):
-            extra = [x for x in self.extra if x.kind == kind]
-            found = self.memory.search(task, kind=kind, k=k, where=where, mmr=self.mmr) if k else []  # type: ignore[arg-type]
+        for kind, k in ((DEMO_KINDS, self.k_examples), (("strategy",), self.k_strategies)):
+            extra = [x for x in self.extra if x.kind in kind]
+            found = self.memory.search(task, kind=kind, k=k, where=where, mmr=self.mmr) if k else []
             kinds.append(
                 [*extra, *(x for x in found if x.id not in {e.id for e in extra})][: max(k, len(extra))]
             )
@@ -81,7 +97,7 @@ class StudentProgram(dspy.Module):
         """Answer ``task``; ``prefix`` (a suite's fixed prompt, e.g. BBH's 3-shot exemplars) is shown
         before the task but plays no part in retrieval."""
         examples, strategies = self.retrieve(task)
-        demos = [*self.predict.demos, *({"task": x.text, "answer": x.answer} for x in reversed(examples))]
+        demos = [*self.predict.demos, *({"task": x.text, "answer": x.reply} for x in reversed(examples))]
         shown = f"{prefix.rstrip()}\n\n{task}" if prefix else task
         out = self.predict(task=shown, strategies="\n".join(f"- {s.text}" for s in strategies), demos=demos)
         answer = closest_choice(out.answer, self.choices) if self.choices else out.answer
@@ -162,11 +178,22 @@ class StudentProgram(dspy.Module):
 _POLICY = ("k_examples", "k_strategies", "scope", "mmr", "token_budget", "as_of_round")
 
 
-def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric) -> Solver:
-    """Bind a program to an LM and a metric: a function from a task to a graded Attempt."""
+def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric, hide_own: bool = False) -> Solver:
+    """Bind a program to an LM and a metric: a function from a task to a graded Attempt.
+
+    ``hide_own``: retrieval never shows a task the lessons made from it (the teacher-hacking monitor
+    and verification measure transfer, not copying).
+    """
     adapter = PlainChatAdapter()
 
     def solve(task: Task) -> Attempt:
+        token = _HIDDEN.set(task.id if hide_own else None)
+        try:
+            return _solve(task)
+        finally:
+            _HIDDEN.reset(token)
+
+    def _solve(task: Task) -> Attempt:
         try:
             with dspy.context(lm=lm, adapter=adapter):
                 pred = (

@@ -1,7 +1,8 @@
 """``tutelage eval``: score a student on a suite split, cached per item on disk so a killed run resumes.
 
 An evaluation is identified by what decides its answers: the suite settings, the split and its item
-ids, the student model and generation settings, and the program or baseline shown to it. Its folder
+ids, the student model and generation settings, and the program or baseline shown to it (for a run's
+memory: a digest of the program and of the exact lesson ids with their statuses). Its folder
 (``--out``, by default ``RUNS_DIR/evals/<suite>-<split>-<who>-<digest>``) holds:
 
 - ``eval.json``: that identity; a folder holding another evaluation is refused, never mixed;
@@ -33,6 +34,7 @@ from tutelage.evals.harness import Attempt, load_journal, run_tasks
 from tutelage.evals.stats import Interval, bootstrap_ci, by_slice
 from tutelage.evals.suites import Suite, Task, bind_judge, load_suite
 from tutelage.loop.progress import LogReporter, Reporter
+from tutelage.memory.query import LessonFilter
 
 __all__ = ["EvalSummary", "eval_overrides", "evaluate", "evaluate_student", "summarize"]
 
@@ -101,6 +103,12 @@ def _identity(cfg: RunConfig, split: str, tasks: list[Task], who: dict[str, Any]
         "student": student,
         **who,
     }
+
+
+def lessons_digest(memory: Any) -> str:
+    """What a memory shows a student: the exact lesson ids with their statuses (a retired, edited or
+    added lesson is another memory; a count would not tell)."""
+    return _digest(sorted((x.id, x.status) for x in memory.all(LessonFilter(status=None))))
 
 
 def _open_out(out: Path, identity: dict[str, Any], fresh: bool) -> None:
@@ -204,7 +212,7 @@ def _student(
         who: dict[str, Any] = {
             "program": _digest(json.loads(Path(source).read_text())),
             "memory": str(run_dir.resolve()),
-            "lessons": memory.count(),
+            "lessons": lessons_digest(memory),
         }
         return student, who, f"{cfg.student.model} + {Path(source).name} and the memory of {run_dir}"
     if program is not None:

@@ -4,8 +4,9 @@ Each round writes two JSONL files under ``finetune/round_N/`` of the run directo
 
 - ``sft.jsonl`` in the OpenAI chat fine-tuning format, which is also TRL's conversational
   language-modeling format (SFTTrainer, Unsloth): ``{"messages": [system, user, assistant]}``. Rows are
-  the round's verified example lessons (task input -> gold answer) and the student's own correct
-  answers of the round.
+  the round's example lessons that were active when it ended (a failure's gold example, labelled
+  ``verified_example`` only when ``memory.verify`` checked it, else ``gold_example``; the teacher's
+  worked and synthetic examples), and the student's own correct answers of the round.
 - ``preference.jsonl`` in TRL's conversational preference format (DPOTrainer): ``{"prompt": [system,
   user], "chosen": [assistant: the gold answer], "rejected": [assistant: the student's wrong answer]}``,
   from the round's failures the teacher diagnosed. OpenAI's own DPO upload format is a different
@@ -41,6 +42,7 @@ from tutelage.evals.suites import Suite, Task
 from tutelage.loop.rundir import RunPaths
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory.lesson import DEMO_KINDS
 from tutelage.memory.query import LessonFilter
 
 __all__ = [
@@ -54,7 +56,14 @@ __all__ = [
 
 META = "metadata"
 PROVENANCE = ("source", "task_id", "round", "lesson_id", "teacher_model")
-SOURCES = ("verified_example", "student_trace", "teacher_correction")
+SOURCES = (
+    "gold_example",  # a failed train item with its gold answer (memory.verify=off: not checked)
+    "verified_example",  # the same, after its lesson passed memory.verify
+    "worked_example",  # the teacher's worked solution of a failure (reaches the gold answer)
+    "synthetic_example",  # an input the teacher wrote near the confusion, with its answer
+    "student_trace",
+    "teacher_correction",
+)
 Row = dict[str, Any]
 _ROUND_DIR = re.compile(r"round_(\d+)")
 
@@ -204,6 +213,7 @@ def write_round_sets(
     instructions: str,
     held_out_ids: Collection[str],
     teacher_model: str,
+    verified: bool = False,
 ) -> dict[str, int]:
     """Write ``finetune/round_N/{sft,preference}.jsonl`` from round N's journals and lessons only.
 
@@ -235,18 +245,23 @@ def write_round_sets(
 
     # Active at the end of round N (a later retirement does not change this round's file), written in
     # round N from one of its failures: an imported or edited lesson is not this round's signal.
-    lessons = memory.all(LessonFilter(kind="example", status=None, as_of_round=round_no))
+    lessons = memory.all(LessonFilter(kind=DEMO_KINDS, status=None, as_of_round=round_no))
+    label = {
+        "example": "verified_example" if verified else "gold_example",
+        "worked": "worked_example",
+        "synthetic": "synthetic_example",
+    }
     for lesson in lessons:
         source = lesson.provenance.source_task_ids[0] if lesson.provenance.source_task_ids else ""
         failed_here = source in attempts and attempts[source].score < 1.0
         if lesson.round != round_no or lesson.active_from != round_no or not failed_here:
             continue
-        if not lesson.text.strip() or not lesson.answer.strip():
+        if not lesson.text.strip() or not lesson.reply.strip():
             skipped += 1
             continue
         teacher = lesson.provenance.teacher_model or teacher_model
-        messages = [_turn("system", system), _turn("user", lesson.text), _turn("assistant", lesson.answer)]
-        meta = _provenance("verified_example", source, round_no, lesson.id, teacher)
+        messages = [_turn("system", system), _turn("user", lesson.text), _turn("assistant", lesson.reply)]
+        meta = _provenance(label[lesson.kind], source, round_no, lesson.id, teacher)
         sft.offer({"messages": messages, META: meta})
 
     for attempt in sorted(attempts.values(), key=lambda a: a.task_id):

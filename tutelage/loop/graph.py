@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from tutelage.loop import lesson_nodes, nodes
+from tutelage.loop import compile_node, lesson_nodes, nodes
 from tutelage.loop.state import LoopState, RunContext
 
 __all__ = ["build_graph"]
@@ -25,7 +25,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("write_lessons", lesson_nodes.write_lessons)
     g.add_node("verify_lessons", lesson_nodes.verify_lessons)
     g.add_node("curate", lesson_nodes.curate_memory)
-    g.add_node("compile", nodes.compile_program)
+    g.add_node("compile", compile_node.compile_program)
     g.add_node("evaluate_dev", nodes.evaluate_dev)
     g.add_node("monitor", nodes.monitor)
     g.add_node("decide", nodes.decide)

@@ -12,13 +12,14 @@ import functools
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from langgraph.runtime import Runtime
 
 from tutelage.agents.build import build_student
 from tutelage.agents.student import StudentProgram, make_solver
-from tutelage.agents.teacher import Diagnosis, Teacher
+from tutelage.agents.teacher import Diagnosis, Teacher, TeacherAsk
 from tutelage.errors import BudgetExhausted
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.stats import paired_sign_test
@@ -27,11 +28,10 @@ from tutelage.loop.batches import select_batch
 from tutelage.loop.rundir import write_metrics
 from tutelage.loop.state import LoopState, RunContext
 from tutelage.memory.curate import Outcome, apply_credit, rollback_round
-from tutelage.optimizers import CompileContext, build_optimizer
+from tutelage.memory.undo import UndoLog
 
 __all__ = [
     "attempt",
-    "compile_program",
     "decide",
     "diagnose",
     "evaluate_dev",
@@ -56,18 +56,27 @@ def timed(node: Node) -> Node:
     def wrapper(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         if state.get("budget_stop"):  # a budget ran out earlier in this round: no more model calls
             return {}
-        runtime.context.ledger.at(state.get("round", 0), node.__name__)
+        ctx, r = runtime.context, state.get("round", 0)
+        ctx.ledger.at(r, node.__name__)
+        # Every change this round makes to the memory is imaged first, so a rollback can undo it.
+        ctx.memory.undo = UndoLog(undo_path(ctx, r)) if r >= 1 else None
         began = time.perf_counter()
         try:
             update = node(state, runtime)
         except BudgetExhausted as exc:
             update = {"budget_stop": str(exc)}
+        finally:
+            ctx.memory.undo = None
         elapsed = time.perf_counter() - began
         update["round_seconds"] = state.get("round_seconds", 0.0) + elapsed
         update["phase_seconds"] = {**state.get("phase_seconds", {}), node.__name__: round(elapsed, 1)}
         return update
 
     return cast(Node, wrapper)
+
+
+def undo_path(ctx: RunContext, round_no: int) -> Path:
+    return ctx.paths.journal(round_no, "memory-undo")
 
 
 def load_program(ctx: RunContext, path: str, *, as_of_round: int | None = None) -> StudentProgram:
@@ -81,9 +90,17 @@ def _shuffled_train(ctx: RunContext) -> list[Task]:
     return pool
 
 
-def _evaluate(ctx: RunContext, program: StudentProgram, tasks: list[Task], journal: Any, label: str) -> float:
+def _evaluate(
+    ctx: RunContext,
+    program: StudentProgram,
+    tasks: list[Task],
+    journal: Any,
+    label: str,
+    *,
+    hide_own: bool = False,
+) -> float:
     ctx.reporter.phase(label, len(tasks))
-    solve = make_solver(program, lm=ctx.student_lm, metric=ctx.suite.metric)
+    solve = make_solver(program, lm=ctx.student_lm, metric=ctx.suite.metric, hide_own=hide_own)
     attempts = run_tasks(
         solve,
         tasks,
@@ -176,6 +193,7 @@ def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
         "round_seconds": 0.0,
         "phase_seconds": {},
         "lessons_added": 0,
+        "lessons_dropped": 0,
         "lessons_refused": 0,
         "lessons_rejected": 0,
         "lessons_retired": 0,
@@ -217,13 +235,25 @@ def grade(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     }
 
 
+def teacher_ask(ctx: RunContext) -> TeacherAsk:
+    """What the teacher is asked for besides diagnoses and strategies, by what the suite can use:
+    synthetic examples where the student replies with an answer, a worked solution where it reasons."""
+    mem = ctx.config.memory
+    return TeacherAsk(
+        examples=0 if ctx.suite.reasoning else mem.synthetic,
+        reasoning=ctx.suite.reasoning and mem.worked,
+    )
+
+
 @timed
 def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """The teacher diagnoses each failure with the gold answer in hand (train items only)."""
     ctx, r = runtime.context, state["round"]
+    if ctx.teacher_lm is None:  # teacher: off: the failures' gold examples are all the round learns
+        return {}
     attempts: dict[str, Attempt] = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
     failed = [ctx.tasks[i] for i in state["failed_ids"]]
-    teacher = Teacher(ctx.suite.teacher_demo)
+    teacher = Teacher(ctx.suite.teacher_demo, teacher_ask(ctx))
     ctx.reporter.phase(f"round {r}: teacher diagnoses", len(failed))
     guards = ctx.config.guards
     temperature = ctx.config.teacher.temperature or 0.7
@@ -246,49 +276,6 @@ def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
 
 @timed
-def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Run the configured DSPy optimizer; save the program the student uses next round as JSON."""
-    ctx, r = runtime.context, state["round"]
-    loop = ctx.config.loop
-    search = _shuffled_train(ctx)[-loop.search_size :]
-
-    def score(program: StudentProgram, tasks: list[Task], tag: str) -> float:
-        journal = ctx.paths.journal(r, f"compile-{tag}")
-        return _evaluate(ctx, program, tasks, journal, f"round {r}: compile ({tag})")
-
-    teacher = Teacher(ctx.suite.teacher_demo)
-
-    def feedback(task: Task, attempt: Attempt) -> str:
-        diag = teacher.diagnose(task, attempt, lm=ctx.teacher_lm)
-        return diag.diagnosis or diag.raw or (diag.error or "")
-
-    optimizer = build_optimizer(loop.optimizer)
-    compile_ctx = CompileContext(
-        student_lm=ctx.student_lm,
-        teacher_lm=ctx.teacher_lm,
-        metric=ctx.suite.metric,
-        score=score,
-        feedback=feedback,
-        config=loop,
-        memory=ctx.memory,
-        seed=ctx.config.seed + r,
-        round=r,
-        scope=ctx.suite.name,
-        teacher_model=ctx.config.teacher.model,
-        work_dir=ctx.paths.root / "rounds" / f"round_{r}" / "optimizer",
-    )
-    compiled = optimizer.compile(
-        load_program(ctx, state["program_path"]), trainset=search, valset=search, ctx=compile_ctx
-    )
-    path = ctx.paths.program(r)
-    compiled.program.save_json(path, round=r, optimizer=optimizer.name, trials=compiled.trials)
-    return {
-        "candidate_path": str(path.relative_to(ctx.paths.root)),
-        "k_examples": compiled.program.k_examples,
-    }
-
-
-@timed
 def evaluate_dev(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Score the round's compiled program on the fixed dev split, item by item."""
     ctx, r = runtime.context, state["round"]
@@ -299,7 +286,11 @@ def evaluate_dev(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
 
 @timed
 def monitor(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Teacher-hacking monitor: how well the compiled program now does on failures the teacher taught."""
+    """Teacher-hacking monitor: how well the compiled program now does on failures the teacher taught.
+
+    Each taught failure is re-attempted with the lessons made from it hidden (its own gold example
+    would only test copying): a rise there without a dev gain means the lessons fit what the teacher
+    saw, not the task."""
     ctx, r = runtime.context, state["round"]
     size = ctx.config.guards.monitor_size
     failed = sorted(state.get("failed_ids", []))
@@ -308,7 +299,12 @@ def monitor(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     sample = random.Random(ctx.config.seed + r).sample(failed, min(size, len(failed)))
     program = load_program(ctx, str(state["candidate_path"]))
     fit = _evaluate(
-        ctx, program, [ctx.tasks[i] for i in sample], ctx.paths.journal(r, "monitor"), f"round {r}: monitor"
+        ctx,
+        program,
+        [ctx.tasks[i] for i in sample],
+        ctx.paths.journal(r, "monitor"),
+        f"round {r}: monitor",
+        hide_own=True,
     )
     return {"monitor_fit": fit}
 
@@ -348,7 +344,8 @@ def decide(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             rollbacks_in_row=0,
         )
     else:
-        undone = rollback_round(ctx.memory, r, f"rolled back: round {r} not accepted ({why})")
+        reason = f"rolled back: round {r} not accepted ({why})"
+        undone = rollback_round(ctx.memory, UndoLog(undo_path(ctx, r)), reason, round=r)
         update.update(rollbacks_in_row=state.get("rollbacks_in_row", 0) + 1, lessons_rolled_back=undone)
     update.update(accepted=accepted, decision=("accepted: " if accepted else "rolled back: ") + why)
     return update
@@ -367,6 +364,14 @@ def _stop_reason(state: LoopState, ctx: RunContext) -> str | None:
     return None
 
 
+def _by_kind(ctx: RunContext) -> dict[str, int]:
+    """Active lessons per kind (what the student may be shown next round)."""
+    counts: dict[str, int] = {}
+    for x in ctx.memory.all():
+        counts[x.kind] = counts.get(x.kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Append the round's row (scores, decision, lessons, cost) to ``metrics.json``; decide to stop."""
     ctx, r = runtime.context, state["round"]
@@ -383,6 +388,8 @@ def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
         "lessons": ctx.memory.count(status="active"),
         "lessons_stored": ctx.memory.count(),
         "lessons_refused": state.get("lessons_refused", 0),
+        "lessons_dropped": state.get("lessons_dropped", 0),
+        "lessons_by_kind": _by_kind(ctx),
         "lessons_rejected": state.get("lessons_rejected", 0),
         "lessons_retired": state.get("lessons_retired", 0),
         "lessons_rolled_back": state.get("lessons_rolled_back", 0) if not state.get("accepted") else 0,

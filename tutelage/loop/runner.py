@@ -93,10 +93,15 @@ def _drive(
             endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
             saver = saver or stack.enter_context(_checkpointer(paths))
             ledger = Ledger.for_run(cfg, paths.ledger)
-            teacher_lm = build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger)
+            teacher_lm = (
+                build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger)
+                if cfg.teacher_on
+                else None
+            )
             ctx = RunContext(
                 config=cfg,
-                suite=bind_judge(suite, teacher_lm),  # suite.metric: judge grades with the teacher
+                # suite.metric: judge grades with the teacher (a config error when the teacher is off)
+                suite=bind_judge(suite, teacher_lm) if teacher_lm is not None else suite,
                 memory=memory,
                 student_lm=build_lm(cfg.student, endpoints.student, name="student", ledger=ledger),
                 teacher_lm=teacher_lm,

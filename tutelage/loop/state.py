@@ -10,6 +10,7 @@ from tutelage.config import RunConfig
 from tutelage.evals.suites import Suite, Task
 from tutelage.loop.progress import Reporter
 from tutelage.loop.rundir import RunPaths
+from tutelage.memory.admit import Admission
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.leakage import LeakageGuard
 
@@ -40,6 +41,7 @@ class LoopState(TypedDict, total=False):
     phase_seconds: dict[str, float]
     train_accuracy: float
     lessons_added: int
+    lessons_dropped: int
     lessons_refused: int
     lessons_rejected: int
     lessons_retired: int
@@ -54,8 +56,9 @@ class LoopState(TypedDict, total=False):
 
 @dataclass
 class RunContext:
-    """Everything a node needs that is not state: config, suite, memory, LM clients, paths, reporter,
-    and the cost ledger the LM clients record into."""
+    """Everything a node needs that is not state: config, suite, memory, LM clients (``teacher_lm`` is
+    None with ``teacher: off``), paths, reporter, the cost ledger the LM clients record into, and the
+    admission path every lesson takes into the memory."""
 
     config: RunConfig
     suite: Suite
@@ -67,6 +70,7 @@ class RunContext:
     ledger: Ledger = field(default_factory=Ledger)
     tasks: dict[str, Task] = field(default_factory=dict)
     guard: LeakageGuard = field(init=False)
+    admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:
         self.tasks = self.suite.by_id()
@@ -76,3 +80,4 @@ class RunContext:
             n=mem.leakage_ngram,
             threshold=mem.leakage_threshold,
         )
+        self.admission = Admission(self.guard, mem.verify)

@@ -21,6 +21,7 @@ from tutelage.errors import ConfigError, DataError, EndpointError
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 from tutelage.memory.query import LessonFilter, mmr_order
+from tutelage.memory.undo import UndoLog
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -42,8 +43,14 @@ def _metadata(lesson: Lesson) -> dict[str, Any]:
         "round": lesson.round,
         "active_from": lesson.active_from,
         "active_until": lesson.active_until,
+        "sources": "|" + "|".join(lesson.provenance.source_task_ids) + "|",
         "record": lesson.model_dump_json(),
     }
+
+
+def _changed_in(lesson: Lesson) -> int | None:
+    """The round of a record's latest status change."""
+    return lesson.history[-1].round if lesson.history else lesson.round
 
 
 def _lesson(meta: Any) -> Lesson:
@@ -126,25 +133,40 @@ class ChromaLessonStore:
                 "use the same memory.embedder or a new run directory"
             )
         self._write_lock = threading.Lock()
+        # While a round runs, the loop points this at the round's before-images (``memory.undo``).
+        self.undo: UndoLog | None = None
 
     # -- writing ---------------------------------------------------------------------------------
 
     def add(self, lessons: Iterable[Lesson]) -> list[str]:
-        """Write lessons whose ids are not stored yet (records kept as given); return the new ids."""
+        """Write new lessons (records kept as given); return the ids written or revived.
+
+        A lesson already stored is not written twice (ids come from content), except that a new
+        candidate whose stored copy was retired in an earlier round comes back as a candidate, with
+        the reason in its history: a lesson a rollback or curation retired can be learned again.
+        """
         unique = list({lesson.id: lesson for lesson in lessons}.values())
         if not unique:
             return []
         with self._write_lock:
-            existing = {
-                i
-                for start in range(0, len(unique), _CHUNK)
-                for i in self._col.get(ids=[x.id for x in unique[start : start + _CHUNK]], include=[])["ids"]
-            }
+            stored = {x.id: x for x in self._get_unlocked([x.id for x in unique])}
             fresh = [
                 x.model_copy(update={"embedding_model": self.embedder.model_id})
                 for x in unique
-                if x.id not in existing
+                if x.id not in stored
             ]
+            revived = [
+                old.with_status(
+                    "candidate", f"written again (was retired: {old.reason})", round=_changed_in(x)
+                )
+                for x in unique
+                if (old := stored.get(x.id)) is not None
+                and old.status == "retired"
+                and x.status == "candidate"
+                and _changed_in(old) != _changed_in(x)  # not retired by the very round writing it
+            ]
+            if self.undo is not None:
+                self.undo.before([x.id for x in [*fresh, *revived]], stored)
             for start in range(0, len(fresh), _CHUNK):
                 chunk = fresh[start : start + _CHUNK]
                 self._col.add(
@@ -153,7 +175,13 @@ class ChromaLessonStore:
                     embeddings=self.embedder.embed([x.text for x in chunk]),  # type: ignore[arg-type]
                     metadatas=[_metadata(x) for x in chunk],  # type: ignore[misc]
                 )
-        return [x.id for x in fresh]
+            self._update(revived)
+        return [x.id for x in [*fresh, *revived]]
+
+    def _update(self, batch: list[Lesson]) -> None:
+        for start in range(0, len(batch), _CHUNK):
+            chunk = batch[start : start + _CHUNK]
+            self._col.update(ids=[x.id for x in chunk], metadatas=[_metadata(x) for x in chunk])  # type: ignore[misc]
 
     def put(self, lessons: Iterable[Lesson]) -> None:
         """Replace stored records (status, counters, history); text and answer are fixed by the id."""
@@ -161,16 +189,17 @@ class ChromaLessonStore:
         if not batch:
             return
         with self._write_lock:
-            known = {x.id: x for x in self.get([x.id for x in batch])}
+            known = {x.id: x for x in self._get_unlocked([x.id for x in batch])}
             missing = [x.id for x in batch if x.id not in known]
             if missing:
                 raise KeyError(f"no such lesson: {missing[0]}")
             for x in batch:
-                if (x.kind, x.text, x.answer) != (known[x.id].kind, known[x.id].text, known[x.id].answer):
+                old = known[x.id]
+                if (x.kind, x.text, x.answer, x.rationale) != (old.kind, old.text, old.answer, old.rationale):
                     raise ValueError(f"lesson {x.id}: content is fixed by the id; write a new lesson")
-            for start in range(0, len(batch), _CHUNK):
-                chunk = batch[start : start + _CHUNK]
-                self._col.update(ids=[x.id for x in chunk], metadatas=[_metadata(x) for x in chunk])  # type: ignore[misc]
+            if self.undo is not None:
+                self.undo.before([x.id for x in batch], known)
+            self._update(batch)
 
     def set_status(
         self, ids: Iterable[str], status: LessonStatus, reason: str, *, round: int | None = None
@@ -184,6 +213,9 @@ class ChromaLessonStore:
 
     def get(self, ids: list[str]) -> list[Lesson]:
         """The stored records for ``ids`` (unknown ids are skipped), in the order asked."""
+        return self._get_unlocked(ids)
+
+    def _get_unlocked(self, ids: list[str]) -> list[Lesson]:
         if not ids:
             return []
         unique = list(dict.fromkeys(ids))
@@ -209,7 +241,7 @@ class ChromaLessonStore:
         self,
         text: str,
         *,
-        kind: LessonKind | None = None,
+        kind: LessonKind | tuple[LessonKind, ...] | None = None,
         k: int = 4,
         where: LessonFilter | None = None,
         mmr: float | None = None,
@@ -225,7 +257,7 @@ class ChromaLessonStore:
         self,
         texts: list[str],
         *,
-        kind: LessonKind | None = None,
+        kind: LessonKind | tuple[LessonKind, ...] | None = None,
         k: int = 4,
         where: LessonFilter | None = None,
         mmr: float | None = None,
@@ -283,7 +315,8 @@ class ChromaLessonStore:
                 self._exact(filt, [vectors[i] for i in short], [rows[i] for i in short], fetch)
         out: list[list[Hit]] = []
         for row in rows:
-            top = sorted(row, key=lambda h: -h[1])[:fetch]
+            # Chroma's own filter (the redo and exact paths) cannot express every clause: check all.
+            top = sorted((h for h in row if filt.matches(h[0])), key=lambda h: -h[1])[:fetch]
             hits = sorted(
                 ((_lesson(meta), sim, vec) for meta, sim, vec in top),
                 key=lambda h: (-round(h[1], 6), h[0].id),

@@ -1,8 +1,9 @@
 """Credit and curation: count what each lesson did for the student, then keep the memory small and good.
 
 Credit (ACE-style counters): every graded answer names the lessons it was shown. An example lesson
-*helped* when the answer was right and the example carried the gold answer, and *hurt* when the
-answer was wrong and copied the example's answer. Any other kind helped or hurt with the outcome.
+(gold, worked or synthetic) *helped* when the answer was right and the example carried the gold
+answer, and *hurt* when the answer was wrong and copied the example's answer. A strategy helped or
+hurt with the outcome.
 
 Curation, after each round's writes: retire lessons with a bad record, merge near-duplicates into the
 one with the better record, and retire the weakest lessons of a scope beyond its count or token budget.
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from tutelage.config import CurateConfig
 from tutelage.evals.metrics import normalize_label
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.lesson import Lesson
+from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.memory.query import LessonFilter
+from tutelage.memory.undo import UndoLog
 
 __all__ = ["Curation", "Outcome", "apply_credit", "credit", "curate", "rollback_round"]
 
@@ -52,7 +54,7 @@ def credit(outcomes: Iterable[Outcome], lessons: dict[str, Lesson]) -> dict[str,
                 continue
             c = counts[lesson_id]
             c.retrieved += 1
-            if lesson.kind == "example":
+            if lesson.kind in DEMO_KINDS:
                 shown = normalize_label(lesson.answer)
                 c.helped += int(right and shown == normalize_label(out.gold))
                 c.hurt += int(not right and shown == normalize_label(out.answer))
@@ -164,20 +166,29 @@ def _merge(store: ChromaLessonStore, active: list[Lesson], threshold: float, rou
     return sorted(merged)
 
 
-def rollback_round(store: ChromaLessonStore, round: int, reason: str) -> int:
-    """Undo every status change round ``round`` made, so the memory is as the round found it.
+def rollback_round(store: ChromaLessonStore, log: UndoLog, reason: str, *, round: int) -> int:
+    """Undo everything round ``round`` did to the memory, from its before-images (``log``).
 
-    Lessons written in the round are retired; lessons the round retired, merged or activated go back
-    to the status they had before it. Counters stay (they record what was observed). Each undo is a
-    new history entry with ``reason``, so replaying an earlier round still sees what it saw.
+    Every lesson the round changed gets its record back exactly as the round found it: status,
+    counters, merged-in sources and history. A lesson the round created is retired with ``reason``
+    (kept for the record; writing it again in a later round revives it). Safe to repeat after a
+    crash: the images are read again and put back again. Returns the lessons whose record changed.
     """
-    undone = []
-    for lesson in store.all(LessonFilter(status=None)):
-        if not any(change.round == round for change in lesson.history):
+    images = log.images()
+    current = {x.id: x for x in store.get(list(images))}
+    restored: list[Lesson] = []
+    for lesson_id, before in images.items():
+        now = current.get(lesson_id)
+        if now is None:
             continue
-        before = [c.status for c in lesson.history if c.round is not None and c.round < round]
-        target = before[-1] if before else "retired"
-        if lesson.status != target:
-            undone.append(lesson.with_status(target, reason, round=round))
-    store.put(undone)
-    return len(undone)
+        if before is None:
+            if now.status != "retired":
+                restored.append(now.with_status("retired", reason, round=round))
+        elif now != before:
+            restored.append(before)
+    undo, store.undo = store.undo, None  # the rollback's own writes are not the round's changes
+    try:
+        store.put(restored)
+    finally:
+        store.undo = undo
+    return len(restored)

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "DEMO_KINDS",
+    "TEACHER_KINDS",
     "Lesson",
     "LessonKind",
     "LessonStatus",
@@ -22,14 +24,22 @@ __all__ = [
 ]
 
 # A new kind (e.g. "tool-hint") is one more literal here; retrieval and curation are per kind.
-LessonKind = Literal["strategy", "example"]
+# ``example``: a train item with its gold answer (no teacher involved); ``worked``: a failed train item
+# with the teacher's corrected reasoning (shown as the demo's reply); ``synthetic``: a new input the
+# teacher wrote near a confusion, with its answer; ``strategy``: a short general rule.
+LessonKind = Literal["strategy", "example", "worked", "synthetic"]
+DEMO_KINDS: tuple[LessonKind, ...] = ("example", "worked", "synthetic")  # shown as demo turns
+TEACHER_KINDS: tuple[LessonKind, ...] = ("strategy", "worked", "synthetic")  # what the teacher wrote
 LessonStatus = Literal["candidate", "active", "retired"]
 NEVER = 1_000_000  # the round a lesson that was never (or is still) active stops being active
 
 
-def lesson_id(kind: str, text: str, answer: str = "") -> str:
+def lesson_id(kind: str, text: str, answer: str = "", rationale: str = "") -> str:
     """Stable id from content: writing the same lesson twice is a no-op (resumed runs stay idempotent)."""
-    digest = hashlib.sha256(f"{kind}\x1f{text.strip()}\x1f{answer.strip()}".encode()).hexdigest()
+    blob = f"{kind}\x1f{text.strip()}\x1f{answer.strip()}"
+    if rationale.strip():  # a worked example is its reasoning too (older ids stay as they were)
+        blob += f"\x1f{rationale.strip()}"
+    digest = hashlib.sha256(blob.encode()).hexdigest()
     return f"{kind[:2]}-{digest[:16]}"
 
 
@@ -75,7 +85,9 @@ class StatusChange(_Record):
 
 
 class Lesson(_Record):
-    """A ``strategy`` (a short general rule) or an ``example`` (a task input with its correct answer).
+    """A ``strategy`` (a short general rule), an ``example`` (a task input with its gold answer), a
+    ``worked`` example (a task input, the teacher's reasoning in ``rationale``, the answer) or a
+    ``synthetic`` example (an input the teacher wrote, with its answer).
 
     The record is immutable; status changes and counter updates return a new record.
     """
@@ -84,6 +96,7 @@ class Lesson(_Record):
     kind: LessonKind
     text: str
     answer: str = ""
+    rationale: str = ""  # worked examples: the whole reply shown in the demo (reasoning, then answer)
     scope: str = ""
     tags: tuple[str, ...] = ()
     provenance: Provenance = Provenance()
@@ -104,6 +117,7 @@ class Lesson(_Record):
         kind: LessonKind,
         text: str,
         answer: str = "",
+        rationale: str = "",
         round: int = 0,
         source_task_id: str = "",
         teacher_model: str = "",
@@ -116,10 +130,11 @@ class Lesson(_Record):
         """A new candidate lesson (its id comes from kind, text and answer)."""
         stamp = now()
         return cls(
-            id=lesson_id(kind, text, answer),
+            id=lesson_id(kind, text, answer, rationale),
             kind=kind,
             text=text.strip(),
             answer=answer.strip(),
+            rationale=rationale.strip(),
             scope=scope,
             tags=tags,
             provenance=Provenance(
@@ -140,7 +155,16 @@ class Lesson(_Record):
 
     @property
     def tokens(self) -> int:
-        return token_estimate(f"{self.text} {self.answer}")
+        return token_estimate(f"{self.text} {self.rationale or self.answer}")
+
+    @property
+    def reply(self) -> str:
+        """What a demo of this lesson shows as the assistant's turn (the reasoning, if it has one)."""
+        return self.rationale or self.answer
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.provenance.source_task_ids
 
     @property
     def active_from(self) -> int:

@@ -12,7 +12,7 @@ from tutelage.errors import DataError
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import Lesson, lesson_id, reason_category
 
-__all__ = ["export_jsonl", "import_jsonl", "playbook_markdown", "read_jsonl", "shorten"]
+__all__ = ["export_jsonl", "playbook_markdown", "read_jsonl", "shorten"]
 
 
 def export_jsonl(store: ChromaLessonStore) -> str:
@@ -34,17 +34,10 @@ def read_jsonl(path: Path) -> list[Lesson]:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "record"
             raise DataError(f"{path}:{line_no}: {where}: {first['msg']}") from None
-        if lesson.id != lesson_id(lesson.kind, lesson.text, lesson.answer):
+        if lesson.id != lesson_id(lesson.kind, lesson.text, lesson.answer, lesson.rationale):
             raise DataError(f"{path}:{line_no}: id {lesson.id} does not match the lesson's content")
         lessons.append(lesson)
     return lessons
-
-
-def import_jsonl(store: ChromaLessonStore, path: Path) -> tuple[int, int]:
-    """Add the lessons of an export, records unchanged; returns (added, already present)."""
-    lessons = read_jsonl(path)
-    added = store.add(lessons)
-    return len(added), len(lessons) - len(added)
 
 
 def _n(count: int, one: str, many: str = "") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,7 +11,20 @@ import numpy as np
 
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 
-__all__ = ["LessonFilter", "fit_budget", "mmr_order"]
+__all__ = ["LessonFilter", "fit_budget", "mmr_order", "source_key"]
+
+
+def source_key(meta: Mapping[str, Any]) -> str:
+    """``|train-1|train-7|``: the task ids a stored lesson came from, as flat metadata can hold them
+    (read from the whole record for a memory written before that field existed)."""
+    key = meta.get("sources")
+    if isinstance(key, str):
+        return key
+    record = meta.get("record")
+    if not isinstance(record, str):
+        return "||"
+    ids = json.loads(record).get("provenance", {}).get("source_task_ids", [])
+    return "|" + "|".join(ids) + "|"
 
 
 @dataclass(frozen=True)
@@ -19,20 +33,34 @@ class LessonFilter:
 
     ``as_of_round=r`` replays round ``r`` exactly: the lessons that were active while round ``r``'s
     program ran (activated by then, not yet retired), whatever their status is now. Without it,
-    ``status`` applies (default: only active lessons).
+    ``status`` applies (default: only active lessons). ``kind`` is one kind or several.
+
+    ``exclude_source`` hides every lesson made from that task (its gold example, what the teacher
+    wrote about it): a probe of how lessons transfer to a task must not show the task its own answer.
+    The store applies it on its side of the query (``matches``); ``to_where`` cannot express it.
     """
 
-    kind: LessonKind | None = None
+    kind: LessonKind | tuple[LessonKind, ...] | None = None
     scope: str | None = None
     status: LessonStatus | None = "active"
     as_of_round: int | None = None
+    exclude_source: str | None = None
 
-    def narrowed(self, *, kind: LessonKind | None) -> LessonFilter:
+    @property
+    def kinds(self) -> tuple[LessonKind, ...] | None:
+        if self.kind is None:
+            return None
+        return self.kind if isinstance(self.kind, tuple) else (self.kind,)
+
+    def narrowed(self, *, kind: LessonKind | tuple[LessonKind, ...] | None) -> LessonFilter:
         return replace(self, kind=kind) if kind is not None else self
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
-        """The same test as ``to_where``, on a record's flat metadata (for client-side filtering)."""
-        if self.kind is not None and meta.get("kind") != self.kind:
+        """The same test as ``to_where`` (and ``exclude_source``), on a record's flat metadata."""
+        kinds = self.kinds
+        if kinds is not None and meta.get("kind") not in kinds:
+            return False
+        if self.exclude_source is not None and f"|{self.exclude_source}|" in source_key(meta):
             return False
         if self.scope is not None and meta.get("scope") != self.scope:
             return False
@@ -42,8 +70,9 @@ class LessonFilter:
 
     def to_where(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
-        if self.kind is not None:
-            clauses.append({"kind": self.kind})
+        kinds = self.kinds
+        if kinds is not None:
+            clauses.append({"kind": kinds[0]} if len(kinds) == 1 else {"kind": {"$in": list(kinds)}})
         if self.scope is not None:
             clauses.append({"scope": self.scope})
         if self.as_of_round is not None:

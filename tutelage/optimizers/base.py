@@ -20,7 +20,9 @@ from tutelage.config import LoopConfig
 from tutelage.evals.harness import Attempt
 from tutelage.evals.metrics import Metric
 from tutelage.evals.suites import Task
+from tutelage.memory.admit import Admission
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.lesson import Lesson
 
 __all__ = ["CompileContext", "Compiled", "Optimizer", "dspy_examples", "float_metric"]
 
@@ -35,11 +37,15 @@ class CompileContext:
     ``score(program, tasks, tag)`` runs the student on ``tasks`` concurrently and journaled (a resumed
     compile does not redo finished items) and returns its accuracy. ``feedback(task, attempt)`` asks
     the teacher why an attempt failed (train tasks only; the gold answer is in ``task``). Every LM call
-    made through ``student_lm`` or ``teacher_lm`` is counted in the run's cost ledger.
+    made through ``student_lm`` or ``teacher_lm`` is counted in the run's cost ledger (and, in the
+    loop, journaled so a resumed compile replays it). ``threads``: concurrent student calls (the
+    student role's ``concurrency``). ``admit(lessons)`` is how an optimizer writes lessons: the loop's
+    admission path (leakage guard, then verification); it returns the ids now active. Without it,
+    lessons are written and activated with no guard (an optimizer used outside a run).
     """
 
     student_lm: dspy.LM
-    teacher_lm: dspy.LM
+    teacher_lm: dspy.LM | None
     metric: Metric
     score: ScoreFn
     feedback: FeedbackFn
@@ -50,6 +56,16 @@ class CompileContext:
     scope: str = ""
     teacher_model: str = ""
     work_dir: Path | None = None
+    threads: int = 1
+    admit: Callable[[list[Lesson]], list[str]] | None = None
+
+    def write_lessons(self, lessons: list[Lesson]) -> list[str]:
+        """Write ``lessons`` through ``admit`` (or, outside a run, straight to active); the active ids."""
+        if self.admit is not None:
+            return self.admit(lessons)
+        if self.memory is None:
+            return []
+        return Admission(None, "off").admit(self.memory, lessons, round=self.round).active
 
 
 @dataclass

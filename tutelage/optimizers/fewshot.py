@@ -1,8 +1,9 @@
 """``fewshot``: choose how many lessons of each kind the student sees, by measured accuracy.
 
 Tries every (examples, strategies) pair of ``search_k`` x ``search_strategies`` on a train minibatch
-whose items are never written to memory, and keeps the best; ties go to fewer lessons (a shorter,
-cheaper prompt). An empty list keeps the program's current setting for that kind.
+whose items are never written to memory (the trainset and the valset together: nothing is learned
+from them, they only score), and keeps the best; ties go to fewer lessons (a shorter, cheaper
+prompt). An empty list keeps the program's current setting for that kind.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ class FewShot:
             {(k, s) for k in depths for s in strategies},
             key=lambda ks: (ks[0] + ks[1], ks),
         )
+        items = [*trainset, *valset]
         best, best_score, trials = student, -1.0, []
         for k, s in grid:
             candidate = student.with_policy(k_examples=k, k_strategies=s)
             tag = f"k{k}" if s == 0 else f"k{k}-s{s}"
-            value = ctx.score(candidate, trainset, tag)
-            trials.append({"k_examples": k, "k_strategies": s, "score": value, "n": len(trainset)})
+            value = ctx.score(candidate, items, tag)
+            trials.append({"k_examples": k, "k_strategies": s, "score": value, "n": len(items)})
             if value > best_score:
                 best, best_score = candidate, value
         return Compiled(best, trials)

@@ -19,6 +19,7 @@ from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.signatures import Reflect
 from tutelage.agents.student import StudentProgram
 from tutelage.agents.teacher import parse_reply
+from tutelage.errors import ConfigError
 from tutelage.evals.graders import feedback_for
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
@@ -98,11 +99,12 @@ class LessonProposer:
     """GEPA's ``instruction_proposer`` (its ProposalFn protocol), reading and writing the lesson memory.
 
     From the failures in the reflective dataset it asks the teacher for general strategies
-    (``DIAGNOSIS:``/``STRATEGY:`` lines), writes them to ``ctx.memory`` as active ``strategy`` lessons
-    tagged ``gepa``, and returns the incumbent's base instruction plus the ``k`` active strategies
-    most relevant to those failures. Without a memory it appends the parsed strategies (the last
-    ``k`` kept). A component whose instruction would not change is left out of the reply, so GEPA
-    spends no metric calls on it. ``records`` holds one row per proposal.
+    (``DIAGNOSIS:``/``STRATEGY:`` lines), writes them to ``ctx.memory`` as ``strategy`` lessons tagged
+    ``gepa`` through the run's admission path (leakage guard, verification), and returns the
+    incumbent's base instruction plus the ``k`` active strategies most relevant to those failures.
+    Without a memory it appends the parsed strategies (the last ``k`` kept). A component whose
+    instruction would not change is left out of the reply, so GEPA spends no metric calls on it.
+    ``records`` holds one row per proposal.
     """
 
     def __init__(
@@ -183,8 +185,9 @@ class LessonProposer:
     def _remember(
         self, strategies: list[str], diagnosis: str, prompt_hash: str, sources: tuple[str, ...]
     ) -> list[str]:
-        memory, ctx = self.ctx.memory, self.ctx
-        if memory is None or not strategies:
+        """Write the strategies through the run's admission path; the ids now active."""
+        ctx = self.ctx
+        if ctx.memory is None or not strategies:
             return []
         lessons = []
         for text in strategies:
@@ -197,12 +200,11 @@ class LessonProposer:
                 prompt_hash=prompt_hash,
                 scope=ctx.scope,
                 tags=("gepa",),
+                reason="written by GEPA's reflection",
             )
             provenance = lesson.provenance.model_copy(update={"source_task_ids": sources})
             lessons.append(lesson.model_copy(update={"provenance": provenance}))
-        added = memory.add(lessons)
-        memory.set_status(added, "active", "written by GEPA's reflection", round=ctx.round)
-        return added
+        return ctx.write_lessons(lessons)
 
     def _rules(self, query: str, shown: list[str], fresh: list[str]) -> list[str]:
         memory = self.ctx.memory
@@ -256,10 +258,9 @@ class Gepa:
     Budgeted by ``config.metric_calls`` (student rollouts scored), seeded with ``ctx.seed``. GEPA's own
     ``log_dir`` is not used: it checkpoints its state with pickle, and a compile must leave only JSON.
 
-    Args:
-        k_rules: strategies appended to a proposed instruction.
-        minibatch: failures GEPA reflects on per step (``reflection_minibatch_size``).
-        num_threads: concurrent student calls while scoring.
+    Settings come from ``loop.gepa`` (``k_rules``: strategies appended to a proposed instruction;
+    ``minibatch``: failures reflected on per step; ``max_failures``: failures per proposal); the
+    student is scored with ``ctx.threads`` concurrent calls (the student role's ``concurrency``).
 
     Example:
         >>> compiled = Gepa().compile(program, trainset=train, valset=val, ctx=ctx)  # doctest: +SKIP
@@ -268,25 +269,29 @@ class Gepa:
 
     name: ClassVar[str] = "gepa"
 
-    def __init__(self, *, k_rules: int = 3, minibatch: int = 3, num_threads: int = 4) -> None:
-        self.k_rules = k_rules
-        self.minibatch = minibatch
-        self.num_threads = num_threads
-
     def compile(
         self, student: StudentProgram, *, trainset: list[Task], valset: list[Task], ctx: CompileContext
     ) -> Compiled:
+        if ctx.teacher_lm is None:
+            raise ConfigError("loop.optimizer gepa reflects with the teacher, and the teacher is off")
+        settings = ctx.config.gepa
         valset = valset or trainset
         breaker = Breaker()
-        proposer = LessonProposer(ctx, tasks=[*trainset, *valset], k=self.k_rules, breaker=breaker)
+        proposer = LessonProposer(
+            ctx,
+            tasks=[*trainset, *valset],
+            k=settings.k_rules,
+            max_failures=settings.max_failures,
+            breaker=breaker,
+        )
         optimizer = dspy.GEPA(
             metric=feedback_metric(ctx, breaker),
             max_metric_calls=ctx.config.metric_calls,
             reflection_lm=ctx.teacher_lm,
             instruction_proposer=proposer,
-            reflection_minibatch_size=min(self.minibatch, len(trainset)),
+            reflection_minibatch_size=min(settings.minibatch, len(trainset)),
             use_merge=False,  # one instruction: there is nothing to merge across candidates
-            num_threads=self.num_threads,
+            num_threads=max(1, ctx.threads),
             track_stats=True,
             seed=ctx.seed,
         )

@@ -17,6 +17,7 @@ from dspy.teleprompt.mipro_optimizer_v2 import BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_
 
 from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.student import StudentProgram
+from tutelage.errors import ConfigError
 from tutelage.evals.suites import Task
 from tutelage.optimizers._guard import Breaker, Guarded
 from tutelage.optimizers.base import CompileContext, Compiled, dspy_examples, float_metric
@@ -206,12 +207,11 @@ class Mipro:
     Both models see plain chat turns (``PlainChatAdapter``), so any reply of three words or more is a
     proposal; a proposal that repeats one joins it.
 
-    Args:
-        candidates: instructions searched, the incumbent included (default: two thirds of the trials).
-        max_demos: fixed demos bootstrapped from the student's own traces (0: instruction-only).
-        data_aware: let the teacher summarise the train set first (a few more teacher calls).
-        num_threads: concurrent student calls while scoring.
-        temperature: the teacher's temperature for proposals (diversity across candidates).
+    Settings come from ``loop.mipro`` (``candidates``: instructions searched, the incumbent included,
+    default two thirds of the trials; ``max_demos``: fixed demos bootstrapped from the student's own
+    traces, 0 for instruction-only; ``data_aware``: the teacher summarises the train set first;
+    ``temperature``: the teacher's, for proposals); the student is scored with ``ctx.threads``
+    concurrent calls (the student role's ``concurrency``).
 
     Example:
         >>> compiled = Mipro().compile(program, trainset=train, valset=val, ctx=ctx)  # doctest: +SKIP
@@ -220,24 +220,12 @@ class Mipro:
 
     name: ClassVar[str] = "mipro"
 
-    def __init__(
-        self,
-        *,
-        candidates: int | None = None,
-        max_demos: int = 0,
-        data_aware: bool = True,
-        num_threads: int = 4,
-        temperature: float = 1.0,
-    ) -> None:
-        self.candidates = candidates
-        self.max_demos = max_demos
-        self.data_aware = data_aware
-        self.num_threads = num_threads
-        self.temperature = temperature
-
     def compile(
         self, student: StudentProgram, *, trainset: list[Task], valset: list[Task], ctx: CompileContext
     ) -> Compiled:
+        if ctx.teacher_lm is None:
+            raise ConfigError("loop.optimizer mipro proposes with the teacher, and the teacher is off")
+        settings = ctx.config.mipro
         trials = ctx.config.trials
         valset = valset or trainset
         n = len(valset)
@@ -249,13 +237,13 @@ class Mipro:
             metric=float_metric(ctx.metric),
             prompt_model=ctx.teacher_lm,
             task_model=ctx.student_lm,
-            max_bootstrapped_demos=self.max_demos,
+            max_bootstrapped_demos=settings.max_demos,
             max_labeled_demos=0,
             auto=None,
-            num_candidates=self.candidates or max(2, math.ceil(trials * 2 / 3)),
-            num_threads=self.num_threads,
+            num_candidates=settings.candidates or max(2, math.ceil(trials * 2 / 3)),
+            num_threads=max(1, ctx.threads),
             seed=ctx.seed,
-            init_temperature=self.temperature,
+            init_temperature=settings.temperature,
             track_stats=True,
             log_dir=str(ctx.work_dir / "mipro") if ctx.work_dir else None,
         )
@@ -270,8 +258,8 @@ class Mipro:
                 minibatch_size=batch if minibatch else n,
                 minibatch_full_eval_steps=max(1, min(5, trials // 2)),
                 program_aware_proposer=False,
-                data_aware_proposer=self.data_aware,
-                fewshot_aware_proposer=self.max_demos > 0,
+                data_aware_proposer=settings.data_aware,
+                fewshot_aware_proposer=settings.max_demos > 0,
                 tip_aware_proposer=True,
                 view_data_batch_size=10,
             )

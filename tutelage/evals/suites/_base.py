@@ -65,6 +65,8 @@ class Suite:
     """A task suite: splits, the student's instruction, the grader and the teacher's format demo.
 
     ``labels`` is the closed label set a reply may be snapped to (single-label suites only);
+    ``reasoning`` says the student's reply is reasoning ending in an answer (GSM8K, MATH, BBH's chain
+    of thought), so a teacher's worked solution is a demo it can follow;
     ``held_out`` is every item of the test side (also those ``test_size`` leaves unscored), which no
     lesson may quote; ``slice_keys`` name the ``Task.tags`` worth a per-slice breakdown.
     """
@@ -79,6 +81,7 @@ class Suite:
     teacher_demo: tuple[str, str] | None = None
     held_out: list[Task] = field(default_factory=list)
     slice_keys: tuple[str, ...] = ()
+    reasoning: bool = False
 
     def guarded(self) -> list[Task]:
         """Every held-out item no lesson may quote (the whole test file, not only the scored slice)."""

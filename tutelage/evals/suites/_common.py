@@ -16,7 +16,9 @@ __all__ = ["GENERIC_DEMO", "data_folder", "grader_for", "read_json", "read_jsonl
 GENERIC_DEMO = (
     "Task: What is the capital of Australia?\nStudent answer: Sydney\nCorrect answer: Canberra",
     "DIAGNOSIS: The student answered with the best-known city instead of the seat of government.\n"
-    "STRATEGY: When asked for a capital, recall the seat of government; it is often not the largest city.",
+    "STRATEGY: When asked for a capital, recall the seat of government; it is often not the largest city.\n"
+    "EXAMPLE: What is the capital of Canada? => Ottawa\n"
+    "EXAMPLE: What is the capital of Turkey? => Ankara",
 )
 
 

@@ -25,7 +25,9 @@ DEMO = (
     "Task: I need to change my PIN.\nStudent answer: pin_blocked\nCorrect answer: change_pin",
     "DIAGNOSIS: The student focused on the word PIN and ignored that the customer wants to change it, "
     "not unblock it.\n"
-    "STRATEGY: Look at the action the customer asks for, not only the object they mention.",
+    "STRATEGY: Look at the action the customer asks for, not only the object they mention.\n"
+    "EXAMPLE: How can I set a different PIN for my card? => change_pin\n"
+    "EXAMPLE: My PIN got locked after I typed it wrong three times. => pin_blocked",
 )
 
 

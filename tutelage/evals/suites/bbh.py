@@ -53,7 +53,9 @@ DEMO = (
     "Correct answer: 02/28/2021",
     "DIAGNOSIS: The student assumed February has 29 days, but 2021 is not a leap year.\n"
     "STRATEGY: When a date calculation crosses the end of February, first decide whether the year is a "
-    "leap year (divisible by 4, and centuries only if divisible by 400).",
+    "leap year (divisible by 4, and centuries only if divisible by 400).\n"
+    "REASONING: 2021 is not divisible by 4, so February 2021 has 28 days. The day before 03/01/2021 is "
+    "02/28/2021. So the answer is 02/28/2021.",
 )
 
 
@@ -156,4 +158,5 @@ def load(cfg: SuiteConfig) -> Suite:
         DEMO,
         held_out=[t for test in tests for t in test],
         slice_keys=("task", "kind"),
+        reasoning=cfg.style == "cot",
     )

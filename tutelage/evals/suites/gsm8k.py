@@ -31,7 +31,8 @@ DEMO = (
     "Correct answer: A notebook costs 3*2 = $6.\nTwo pens cost 2*3 = $6.\nTotal: 6+6 = $12.\n#### 12",
     "DIAGNOSIS: The student priced one pen instead of the two the question asks for.\n"
     "STRATEGY: Before adding, list each item with the quantity the question gives, and multiply "
-    "price by quantity for every item.",
+    "price by quantity for every item.\n"
+    "REASONING: A notebook costs 3*2 = $6. Two pens cost 2*3 = $6. Together: 6+6 = $12.\n#### 12",
 )
 
 _CALC = re.compile(r"<<[^<>]*>>")
@@ -70,5 +71,6 @@ def load(cfg: SuiteConfig) -> Suite:
         [],
         DEMO,
         held_out=test_all,
+        reasoning=True,
         slice_keys=("steps",),
     )

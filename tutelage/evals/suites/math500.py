@@ -33,7 +33,9 @@ DEMO = (
     "$\\boxed{7}$",
     "DIAGNOSIS: The student flipped the signs of the roots when factoring $(x-2)(x-5)$.\n"
     "STRATEGY: After finding roots, substitute one back into the equation, and cross-check a sum or "
-    "product of roots with Vieta's formulas ($-b/a$ and $c/a$).",
+    "product of roots with Vieta's formulas ($-b/a$ and $c/a$).\n"
+    "REASONING: $x^2 - 7x + 10 = (x-2)(x-5)$, so the roots are $2$ and $5$ and their sum is "
+    "$\\boxed{7}$.",
 )
 
 
@@ -60,5 +62,6 @@ def load(cfg: SuiteConfig) -> Suite:
         [],
         DEMO,
         held_out=test_all,
+        reasoning=True,
         slice_keys=("subject", "level"),
     )

@@ -1,0 +1,83 @@
+"""The compile node: run the configured optimizer on the search items, save the program it compiles.
+
+The search items (train items never written to memory) split into the optimizer's trainset and a
+distinct validation set (``loop.val_size``). Every model call made while compiling is recorded in
+``rounds/round_N/compile-calls.jsonl`` and replayed from it when a killed compile resumes, so the
+resumed compile pays for nothing twice and makes the same choices. Lessons an optimizer writes (GEPA's
+strategies) take the loop's admission path: leakage guard, then ``memory.verify``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from tutelage.agents.lm import CallJournal, replayed
+from tutelage.agents.student import StudentProgram
+from tutelage.agents.teacher import Teacher
+from tutelage.evals.harness import Attempt
+from tutelage.evals.suites import Task
+from tutelage.loop.lesson_nodes import candidate_check
+from tutelage.loop.nodes import _evaluate, _shuffled_train, load_program, timed
+from tutelage.loop.state import LoopState, RunContext
+from tutelage.memory.lesson import Lesson
+from tutelage.optimizers import CompileContext, build_optimizer
+
+__all__ = ["compile_program"]
+
+
+@timed
+def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Run the configured DSPy optimizer; save the program the student uses next round as JSON."""
+    ctx, r = runtime.context, state["round"]
+    loop = ctx.config.loop
+    search = _shuffled_train(ctx)[-loop.search_size :]
+    val = min(loop.validation_size, len(search) - 1)
+    trainset, valset = search[: len(search) - val], search[len(search) - val :]
+    journal = CallJournal(ctx.paths.journal(r, "compile-calls"))
+    student_lm = replayed(ctx.student_lm, journal)
+    teacher_lm = replayed(ctx.teacher_lm, journal) if ctx.teacher_lm is not None else None
+
+    def score(program: StudentProgram, tasks: list[Task], tag: str) -> float:
+        journal = ctx.paths.journal(r, f"compile-{tag}")
+        return _evaluate(ctx, program, tasks, journal, f"round {r}: compile ({tag})")
+
+    teacher = Teacher(ctx.suite.teacher_demo)
+
+    def feedback(task: Task, attempt: Attempt) -> str:
+        if teacher_lm is None:
+            return ""
+        diag = teacher.diagnose(task, attempt, lm=teacher_lm)
+        return diag.diagnosis or diag.raw or (diag.error or "")
+
+    def admit(lessons: list[Lesson]) -> list[str]:
+        check = candidate_check(ctx, state, "verify the optimizer's lessons")
+        return ctx.admission.admit(ctx.memory, lessons, round=r, check=check).active
+
+    optimizer = build_optimizer(loop.optimizer)
+    compile_ctx = CompileContext(
+        student_lm=student_lm,
+        teacher_lm=teacher_lm,
+        metric=ctx.suite.metric,
+        score=score,
+        feedback=feedback,
+        config=loop,
+        memory=ctx.memory,
+        seed=ctx.config.seed + r,
+        round=r,
+        scope=ctx.suite.name,
+        teacher_model=ctx.config.teacher.model,
+        work_dir=ctx.paths.root / "rounds" / f"round_{r}" / "optimizer",
+        threads=ctx.config.student.concurrency,
+        admit=admit,
+    )
+    compiled = optimizer.compile(
+        load_program(ctx, state["program_path"]), trainset=trainset, valset=valset, ctx=compile_ctx
+    )
+    path = ctx.paths.program(r)
+    compiled.program.save_json(path, round=r, optimizer=optimizer.name, trials=compiled.trials)
+    return {
+        "candidate_path": str(path.relative_to(ctx.paths.root)),
+        "k_examples": compiled.program.k_examples,
+    }
