@@ -9,12 +9,18 @@ the labels) and the same held-out test items, so rows differ only in which demos
 - whole-train retrieval (k=8): the 8 train items nearest each task, from a store holding the whole
   train split (the upper bound for example retrieval; built once under ``--dir``/stores, then reused);
 - tutelage + OPTIMIZER: ``tutelage.run`` with the config plus ``loop.optimizer=OPTIMIZER``, scored
-  from its ``metrics.json`` (accuracy after the last round, cost totals, active lessons).
+  from its ``metrics.json`` (accuracy after the last round, cost totals, active lessons);
+- with ``--teacher off,on``, each optimizer twice with the same seed: ``teacher: off`` (gold examples
+  only, no teacher call) and the teacher on. The bench then prints the teacher's contribution on the
+  same test items: the paired difference with its interval and McNemar p, and the marginal gain in
+  points per million teacher tokens; and, per lesson kind, the active lessons with how often they
+  were shown, helped and hurt.
 
     .venv/bin/python bench/anchors.py             # 3 baselines + tutelage with fewshot, mipro, gepa, none
     .venv/bin/python bench/anchors.py --quick     # smoke run: 20 test items, one tiny round
     .venv/bin/python bench/anchors.py --optimizers fewshot --rounds 5 --set memory.k_examples=8
     .venv/bin/python bench/anchors.py --optimizers '' --test-size 10   # baselines only, on 10 items
+    .venv/bin/python bench/anchors.py --baselines zero-shot --optimizers fewshot --teacher off,on
 
 Writes under ``--dir`` (default ``runs/anchors``): the tutelage runs, the baselines' per-item
 journals, the cached whole-train stores, and the table as JSON (``--out``).
@@ -96,6 +102,8 @@ class Row:
     memory_fraction: float | None = None
     vs_retrieval: float | None = None
     run_dir: str | None = None
+    teacher_on: bool = True
+    kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # per lesson kind: active, shown, ...
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -178,10 +186,33 @@ def run_baselines(
 # -- tutelage runs --------------------------------------------------------------------------------
 
 
+def lesson_kinds(lessons: Sequence[Any]) -> dict[str, dict[str, int]]:
+    """Per lesson kind: active lessons, and (over every lesson of the kind) times shown, helped, hurt."""
+    out: dict[str, dict[str, int]] = {}
+    for x in lessons:
+        row = out.setdefault(x.kind, {"active": 0, "shown": 0, "helped": 0, "hurt": 0})
+        row["active"] += x.status == "active"
+        row["shown"] += x.retrieved
+        row["helped"] += x.helped
+        row["hurt"] += x.hurt
+    return dict(sorted(out.items()))
+
+
 def run_tutelage(
-    optimizer: str, config: Path | None, overrides: list[str], suite: Suite, embedder: Embedder, out: Path
+    optimizer: str,
+    config: Path | None,
+    overrides: list[str],
+    suite: Suite,
+    embedder: Embedder,
+    out: Path,
+    *,
+    teacher: bool = True,
+    label_teacher: bool = False,
 ) -> Row:
-    row = Row(f"tutelage + {optimizer}", "tutelage", optimizer)
+    suffix = (
+        "" if not label_teacher else (", teacher on" if teacher else ", teacher off (gold examples only)")
+    )
+    row = Row(f"tutelage + {optimizer}{suffix}", "tutelage", optimizer, teacher_on=teacher)
     t0 = time.perf_counter()
     try:
         cfg = load_config(
@@ -189,8 +220,9 @@ def run_tutelage(
             [
                 *overrides,
                 f"runs_dir={out / 'runs'}",
-                f"name=anchors-{optimizer}",
+                f"name=anchors-{optimizer}" + ("" if teacher else "-teacher-off"),
                 f"loop.optimizer={optimizer}",
+                *([] if teacher else ["teacher.provider=none"]),
             ],
         )
         from tutelage.optimizers import build_optimizer
@@ -228,7 +260,9 @@ def run_tutelage(
         row.lessons = rounds[-1].get("lessons")
     # What share of train the memory holds: the train items its active example lessons came from
     # (strategies are the teacher's words, not train items; merged near-duplicates keep every source).
-    examples = load_memory(result.run_dir, embedder=embedder).all(LessonFilter(kind="example"))
+    memory = load_memory(result.run_dir, embedder=embedder)
+    row.kinds = lesson_kinds(memory.all(LessonFilter(status=None)))
+    examples = memory.all(LessonFilter(kind="example"))
     covered = {s for x in examples for s in x.provenance.source_task_ids} & {t.id for t in suite.train}
     row.train_items = len(covered)
     row.memory_fraction = len(covered) / len(suite.train) if suite.train else None
@@ -366,7 +400,48 @@ def report(rows: list[Row], items: dict[str, Any], train: int, wall: float) -> N
             print(f"{row.method}: {note}")
         if row.error:
             print(f"{row.method}: not measured: {row.error}")
+    teacher_contribution(rows)
     print(f"total wall time: {wall:.0f}s")
+
+
+def _after(row: Row) -> dict[str, float]:
+    if row.run_dir is None:
+        return {}
+    journal: dict[str, Attempt] = load_journal(Path(row.run_dir) / "evals" / "test_after.jsonl")
+    return {i: a.score for i, a in journal.items()}
+
+
+def teacher_contribution(rows: Sequence[Row]) -> None:
+    """For each optimizer run with the teacher off and on: what the teacher added, on the same items."""
+    from tutelage.evals.stats import paired_compare
+
+    for on in (r for r in rows if r.kind == "tutelage" and r.teacher_on and r.accuracy is not None):
+        off = next((r for r in rows if r.kind == "tutelage" and not r.teacher_on and r.name == on.name), None)
+        if off is None or off.accuracy is None:
+            continue
+        a, b = _after(off), _after(on)
+        if not set(a) & set(b):
+            continue
+        c = paired_compare(a, b)
+        tokens = (on.teacher or {}).get("tokens_in", 0) + (on.teacher or {}).get("tokens_out", 0)
+        per_million = 100 * c.diff / (tokens / 1e6) if tokens else float("nan")
+        print(
+            f"\nteacher's contribution ({on.name}, same seed, the same {c.n} test items): "
+            f"{100 * c.mean_a:.1f}% without -> {100 * c.mean_b:.1f}% with, "
+            f"{100 * c.diff:+.1f} pts [95% CI {100 * c.low:+.1f}, {100 * c.high:+.1f}], McNemar "
+            f"p={c.p_value:.3g} ({c.wins} fixed, {c.losses} broken); {tokens:,} teacher tokens: "
+            f"{per_million:+.1f} pts per million teacher tokens"
+        )
+        header = ("lesson kind", "active", "shown", "helped", "hurt")
+        table = [
+            (kind, *(f"{v[k]:,}" for k in ("active", "shown", "helped", "hurt")))
+            for kind, v in on.kinds.items()
+        ]
+        print_table(
+            f"lessons by kind, teacher on ({on.name}; every status counted for shown/helped/hurt)",
+            header,
+            table,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--baselines", default=",".join(BASELINES), help="comma-separated baseline rows ('' for none)"
     )
     parser.add_argument("--rounds", type=int, default=None, help="loop.rounds for the tutelage rows")
+    parser.add_argument(
+        "--teacher",
+        default="on",
+        help="'on', 'off' or 'off,on': rows with the teacher, without it (gold examples only), or both",
+    )
     parser.add_argument("--test-size", type=int, default=None, help="held-out test items for every row")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override a.b=c")
     parser.add_argument(
@@ -392,6 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]
+    modes = [t.strip() for t in args.teacher.split(",") if t.strip()]
+    if not modes or any(t not in ("on", "off") for t in modes):
+        parser.error("--teacher takes on, off or off,on")
+    teachers = [t == "on" for t in modes]
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -428,7 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # stdout is the report's: DSPy optimizers draw progress bars on sys.stdout, so they go to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         rows = run_baselines(cfg, suite, baselines, embedder, out, seed) if baselines else []
-        rows += [run_tutelage(o, args.config, overrides, suite, embedder, out) for o in optimizers]
+        both = len(teachers) > 1
+        rows += [
+            run_tutelage(o, args.config, overrides, suite, embedder, out, teacher=t, label_teacher=both)
+            for o in optimizers
+            for t in teachers
+        ]
     add_ratios(rows)
 
     wall = time.perf_counter() - started

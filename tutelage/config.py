@@ -100,10 +100,10 @@ class MemoryConfig(_Frozen):
       not make the ``probe_size`` most similar other train items of the round worse (transfer).
     - ``probe``: as ``source``, and a strategy must also not make those similar items worse.
 
-    ``synthetic``: synthetic examples the teacher writes per failure, near the confusion (suites
-    whose replies are answers, not reasoning; for a label suite, each with the gold label or the one
-    the student chose). ``worked``: ask for a worked solution of each failure (suites whose replies
-    are reasoning); kept only when it reaches the gold answer.
+    ``synthetic``: synthetic examples the teacher writes per failure: new inputs near the confusion
+    with the failure's answer (suites whose replies are answers, not reasoning; for a label suite,
+    one naming another label than the gold one is dropped). ``worked``: ask for a worked solution
+    of each failure (suites whose replies are reasoning); kept only when it reaches the gold answer.
 
     ``examples``: which attempted train items become gold-labelled example lessons. ``attempted``
     (default) stores every item of the batch, so intents the student already answers get examples

@@ -36,8 +36,8 @@ class Reflect(dspy.Signature):
 
 # What the teacher is asked for beyond the diagnosis, by what the suite can use (see ``diagnose_signature``).
 EXAMPLE_LINE = (
-    "EXAMPLE: <a new input, unlike this one, that a student could confuse in the same way> => "
-    "<its correct answer>"
+    "EXAMPLE: <a new input, unlike this one, with the same correct answer, that a student could get "
+    "wrong in the same way> => <the correct answer>"
 )
 REASONING_LINE = (
     "REASONING: <the correct reasoning for this task, step by step, ending with the correct answer in "

@@ -225,9 +225,10 @@ def lessons_from(
 ) -> tuple[list[Lesson], list[str]]:
     """Candidate lessons from one diagnosed failure, and why any part of the reply was dropped.
 
-    Always the gold-labelled example; then the teacher's strategies; its synthetic examples (with
-    ``labels``, each answer must be a label: the gold one, or ``confused``, the one the student chose;
-    without, an answer-less line takes the gold answer); and its worked solution, kept only if
+    Always the gold-labelled example; then the teacher's strategies; its synthetic examples (new
+    inputs near the confusion with the failure's gold answer: with ``labels``, an answer must name the
+    gold label, so a teacher that repeats the student's wrong label, ``confused``, teaches nothing
+    wrong; without, an answer-less line takes the gold answer); and its worked solution, kept only if
     ``metric`` grades it right against the gold answer.
     """
 
@@ -249,13 +250,18 @@ def lessons_from(
     lessons = [make("example", task.input, task.answer), *(make("strategy", s) for s in diag.strategies)]
     dropped: list[str] = []
     allowed = {normalize_label(x): x for x in labels or []}
-    wanted = {normalize_label(task.answer), normalize_label(confused)} if labels else set()
+    gold = normalize_label(task.answer)
     for text, answer in diag.examples:
         answer = answer or task.answer
         if labels:
             label = allowed.get(normalize_label(answer))
-            if label is None or normalize_label(label) not in wanted:
-                dropped.append(f"synthetic example answer {answer!r} is not the gold or the confused label")
+            if label is None or normalize_label(label) != gold:
+                said = (
+                    "the student's wrong label"
+                    if normalize_label(answer) == normalize_label(confused)
+                    else ""
+                )
+                dropped.append(f"synthetic example answer {answer!r} is not the gold label {said}".strip())
                 continue
             answer = label
         if len(text.split()) < 3 or _copies(text, task.input):

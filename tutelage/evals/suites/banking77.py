@@ -27,7 +27,7 @@ DEMO = (
     "not unblock it.\n"
     "STRATEGY: Look at the action the customer asks for, not only the object they mention.\n"
     "EXAMPLE: How can I set a different PIN for my card? => change_pin\n"
-    "EXAMPLE: My PIN got locked after I typed it wrong three times. => pin_blocked",
+    "EXAMPLE: My PIN is fine but I would like to pick new digits for it. => change_pin",
 )
 
 
