@@ -23,7 +23,16 @@ from tutelage.evals.stats import (
 from tutelage.evals.suites import load_suite
 from tutelage.memory.lesson import Lesson
 
-__all__ = ["MIN_CI_N", "LessonCredit", "ReportData", "RoundPoint", "SliceRow", "collect"]
+__all__ = [
+    "MIN_CI_N",
+    "KindRow",
+    "LessonCredit",
+    "ReportData",
+    "RoundPoint",
+    "SliceRow",
+    "collect",
+    "kind_rows",
+]
 
 TOP_LESSONS = 10
 MIN_CI_N = 5  # below this many items a slice's bootstrap interval is degenerate: none is shown
@@ -69,6 +78,48 @@ class LessonCredit:
 
 
 @dataclass(frozen=True)
+class KindRow:
+    """One kind of lesson (gold example, worked, synthetic, strategy): how many, and what they did.
+
+    ``shown``/``helped``/``hurt`` are the rounds' counters summed over every lesson of the kind;
+    ``test_shown`` counts held-out test items (after the last round) shown at least one lesson of the
+    kind, ``fixed``/``broken`` those the starting program got wrong and the kept one right, or reverse.
+    """
+
+    kind: str
+    active: int
+    stored: int
+    shown: int
+    helped: int
+    hurt: int
+    test_shown: int = 0
+    fixed: int = 0
+    broken: int = 0
+
+
+def kind_rows(lessons: list[Lesson], before: dict[str, float], after: dict[str, Attempt]) -> list[KindRow]:
+    """Per lesson kind: counts, the rounds' counters, and the held-out test items it was shown on."""
+    by_id = {x.id: x for x in lessons}
+    rows: dict[str, dict[str, int]] = {}
+    for x in lessons:
+        row = rows.setdefault(x.kind, defaultdict(int))
+        row["active"] += x.status == "active"
+        row["stored"] += 1
+        row["shown"] += x.retrieved
+        row["helped"] += x.helped
+        row["hurt"] += x.hurt
+    for task_id, attempt in after.items():
+        kinds = {by_id[i].kind for i in attempt.lesson_ids if i in by_id}
+        for kind in kinds:
+            row = rows[kind]
+            row["test_shown"] += 1
+            if task_id in before:
+                row["fixed"] += attempt.score > before[task_id]
+                row["broken"] += attempt.score < before[task_id]
+    return [KindRow(kind, **dict(row)) for kind, row in sorted(rows.items())]
+
+
+@dataclass(frozen=True)
 class ReportData:
     root: Path
     cfg: RunConfig
@@ -81,6 +132,7 @@ class ReportData:
     slice_key: str | None
     slices: list[SliceRow]
     credits: list[LessonCredit]
+    kinds: list[KindRow]
     cost: list[tuple[str, dict[str, dict[str, Any]]]]  # (phase label, per-role totals), in run order
     notes: list[str]
 
@@ -211,6 +263,7 @@ def collect(
         slice_key=key,
         slices=slices,
         credits=_credits(before, after_attempts, lessons),
+        kinds=kind_rows(lessons, before, after_attempts),
         cost=_cost(root, metrics),
         notes=notes,
     )

@@ -11,11 +11,14 @@ from tutelage.evals.report.data import ReportData
 from tutelage.evals.report.figures import Plot
 from tutelage.evals.report.markdown import (
     CREDIT_RULE,
+    KIND_HEAD,
+    KIND_RULE,
     SLICE_ROWS,
     SLICE_RULE,
     cost_rows,
     delta_ci,
     headline,
+    kind_cells,
     pct,
     with_ci,
 )
@@ -269,6 +272,13 @@ def _memory(data: ReportData) -> str:
     return text
 
 
+def _kinds(data: ReportData) -> str:
+    if not data.kinds:
+        return "<p>No lessons yet.</p>"
+    rows = ([_e(c) for c in kind_cells(r)] for r in data.kinds)
+    return f"<p>{_e(KIND_RULE)}</p>" + _table(KIND_HEAD, rows, set(range(1, len(KIND_HEAD))))
+
+
 def render_html(data: ReportData, figures: list[Plot]) -> str:
     """The whole ``report.html``: nothing in it is fetched from anywhere."""
     by_name = {f.name: f for f in figures}
@@ -286,6 +296,7 @@ def render_html(data: ReportData, figures: list[Plot]) -> str:
         f"<h2>Cost per round</h2>{_figure(by_name, 'cost')}{_cost(data)}"
         f"{slices}"
         f"<h2>Lessons that helped most</h2>{_credits(data)}"
+        f"<h2>Lessons by kind</h2>{_kinds(data)}"
         f"<h2>Lesson memory</h2>{_memory(data)}"
         "<footer><p id=image-check data-images=-1 data-loaded=-1>Figures not checked yet.</p>"
         "Written by <code>tutelage report</code> from <code>metrics.json</code>, <code>ledger.jsonl</code>, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tutelage.evals.report.data import MIN_CI_N, LessonCredit, ReportData, SliceRow
+from tutelage.evals.report.data import MIN_CI_N, KindRow, LessonCredit, ReportData, SliceRow
 from tutelage.evals.report.figures import Plot
 from tutelage.evals.stats import Interval, format_p
 from tutelage.memory.lesson import Lesson, reason_category
@@ -144,6 +144,33 @@ def _credit_section(data: ReportData) -> list[str]:
     return lines
 
 
+KIND_HEAD = ("kind", "active", "stored", "shown", "helped", "hurt", "test items shown", "fixed", "broken")
+KIND_RULE = (
+    "*shown/helped/hurt*: the rounds' counters over every lesson of the kind; *test items shown*: "
+    "held-out test items answered with at least one of them, *fixed/broken*: of those, the ones the "
+    "starting program got wrong and the kept one right, or the reverse."
+)
+
+
+def kind_cells(row: KindRow) -> list[str]:
+    return [
+        row.kind,
+        *(f"{getattr(row, k):,}" for k in KIND_HEAD[1:6]),
+        f"{row.test_shown:,}",
+        str(row.fixed),
+        str(row.broken),
+    ]
+
+
+def _kind_section(data: ReportData) -> list[str]:
+    if not data.kinds:
+        return []
+    lines = ["## Lessons by kind", "", KIND_RULE, "", "| " + " | ".join(KIND_HEAD) + " |"]
+    lines.append("|---|" + "---:|" * (len(KIND_HEAD) - 1))
+    lines += ["| " + " | ".join(kind_cells(r)) + " |" for r in data.kinds]
+    return [*lines, ""]
+
+
 def memory_section(lessons: list[Lesson]) -> list[str]:
     """Status counts, why lessons were refused, rejected or retired, and the lessons that helped most."""
     status = Counter(x.status for x in lessons)
@@ -210,6 +237,7 @@ def render_markdown(data: ReportData, figures: list[Plot]) -> str:
         *_slice_section(data),
         "",
         *_credit_section(data),
+        *_kind_section(data),
         "",
         *_cost_section(data),
         "",
