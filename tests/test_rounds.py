@@ -203,9 +203,10 @@ def test_the_monitor_flags_a_student_that_fits_the_teachers_lessons_but_not_dev(
         m = tutelage.run(cfg, embedder=HashEmbedder()).metrics
     row = m["rounds"][0]
     # One strategy text for every failure is one lesson (its id is its content), made from one of
-    # them: that failure has it hidden, so it alone stays wrong.
-    assert row["monitor_fit"] >= 0.9 and row["dev_accuracy"] == 0.0
-    assert row["flag"].startswith("possible teacher hacking: 95% of the failures")
+    # them: that failure has it hidden, so of the 10 monitored it alone stays wrong.
+    assert cfg.guards.monitor_size == 10
+    assert row["monitor_fit"] == 0.9 and row["dev_accuracy"] == 0.0
+    assert row["flag"].startswith("possible teacher hacking: 90% of the failures")
 
 
 def test_every_round_writes_fine_tune_sets_that_validate_and_hold_no_held_out_item(
