@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from tutelage.errors import DataError
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.lesson import Lesson, lesson_id, reason_category
+from tutelage.memory.lesson import DEMO_KINDS, Lesson, lesson_id, reason_category
 
 __all__ = ["export_jsonl", "playbook_markdown", "read_jsonl", "shorten"]
 
@@ -95,14 +95,17 @@ def playbook_markdown(lessons: Iterable[Lesson], *, title: str) -> str:
                     lines.append(f"  > why: {shorten(x.provenance.diagnosis)}")
         examples: dict[str, list[Lesson]] = defaultdict(list)
         for x in scopes[scope]:
-            if x.kind == "example":
+            if x.kind in DEMO_KINDS:
                 examples[x.answer].append(x)
         if examples:
             lines += ["", f"### Worked examples ({sum(map(len, examples.values()))}), by answer"]
             for answer in sorted(examples):
                 lines += ["", f"#### `{answer}`", ""]
                 for x in sorted(examples[answer], key=lambda x: (-x.helped, x.id)):
-                    lines.append(f'- "{shorten(x.text)}" — {_counters(x)} · {_origin(x)} · `{x.id}`')
+                    kind = "" if x.kind == "example" else f"*{x.kind}* "
+                    lines.append(f'- {kind}"{shorten(x.text)}" — {_counters(x)} · {_origin(x)} · `{x.id}`')
+                    if x.rationale:
+                        lines.append(f"  > reasoning: {shorten(x.rationale)}")
     if retired:
         reasons = Counter(reason_category(x.reason) for x in retired)
         lines += ["", "## Retired, rejected and pending", ""]

@@ -5,15 +5,16 @@ from __future__ import annotations
 from langchain_core.tools import BaseTool, StructuredTool
 
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.lesson import DEMO_KINDS
 
 __all__ = ["format_lessons", "memory_search_tool"]
 
 
 def format_lessons(store: ChromaLessonStore, query: str, *, k_examples: int, k_strategies: int) -> str:
     strategies = store.search(query, kind="strategy", k=k_strategies)
-    examples = store.search(query, kind="example", k=k_examples)
+    examples = store.search(query, kind=DEMO_KINDS, k=k_examples)
     lines = [f"- strategy: {s.text}" for s in strategies]
-    lines += [f"- example: {e.text} -> {e.answer}" for e in examples]
+    lines += [f"- example: {e.text} -> {e.reply}" for e in examples]
     return "\n".join(lines) if lines else "no lessons found"
 
 
