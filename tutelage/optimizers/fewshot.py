@@ -25,6 +25,8 @@ class FewShot:
     ) -> Compiled:
         depths = ctx.config.search_k or (student.k_examples,)
         strategies = ctx.config.search_strategies or (student.k_strategies,)
+        if ctx.memory is not None and not ctx.memory.count(kind="strategy", status="active"):
+            strategies = (0,)  # nothing to show yet (or the teacher is off): no prompt to measure
         grid = sorted(
             {(k, s) for k in depths for s in strategies},
             key=lambda ks: (ks[0] + ks[1], ks),
