@@ -55,7 +55,7 @@ class RoleConfig(_Frozen):
     """
 
     provider: Literal["local", "openai", "none"] = "local"
-    model: str = "smollm2-135m-instruct"
+    model: str = Field("smollm2-135m-instruct", min_length=1)
     api_base: str | None = None
     api_key_env: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -64,8 +64,10 @@ class RoleConfig(_Frozen):
     timeout: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
     retries: int = Field(2, ge=0, le=10)
-    price_in: float = Field(0.0, ge=0.0, description="USD per million prompt tokens")
-    price_out: float = Field(0.0, ge=0.0, description="USD per million completion tokens")
+    price_in: float = Field(0.0, ge=0.0, allow_inf_nan=False, description="USD per million prompt tokens")
+    price_out: float = Field(
+        0.0, ge=0.0, allow_inf_nan=False, description="USD per million completion tokens"
+    )
 
 
 class EmbedderConfig(_Frozen):
@@ -114,7 +116,10 @@ class MemoryConfig(_Frozen):
 
     embedder: EmbedderConfig = EmbedderConfig()
     url: str | None = None
-    collection: str = Field("lessons", min_length=3)
+    # Chroma's own rule: 3-512 characters of [a-zA-Z0-9._-], alphanumeric at both ends, no "..".
+    collection: str = Field(
+        "lessons", min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$"
+    )
     k_examples: int = Field(4, ge=0, le=64)
     k_strategies: int = Field(0, ge=0, le=16)
     mmr: float | None = Field(None, ge=0.0, le=1.0)
@@ -127,6 +132,13 @@ class MemoryConfig(_Frozen):
     leakage_ngram: int = Field(8, ge=1, le=64)
     leakage_threshold: float = Field(0.5, gt=0.0, le=1.0)
     curate: CurateConfig = CurateConfig()
+
+    @field_validator("collection")
+    @classmethod
+    def _no_double_dot(cls, value: str) -> str:
+        if ".." in value:
+            raise ValueError("a collection name may not contain '..'")
+        return value
 
     @field_validator("verify", mode="before")
     @classmethod
@@ -381,8 +393,8 @@ class TrackingConfig(_Frozen):
 class RunConfig(_Frozen):
     """Everything one run needs; written resolved into its run directory."""
 
-    name: str = "quickstart"
-    runs_dir: str = "runs"
+    name: str = Field("quickstart", min_length=1, max_length=200)
+    runs_dir: str = Field("runs", min_length=1)
     seed: int = 0
     student: RoleConfig = RoleConfig(max_tokens=24)
     teacher: RoleConfig = RoleConfig(max_tokens=160)
@@ -392,6 +404,16 @@ class RunConfig(_Frozen):
     guards: GuardConfig = GuardConfig()
     agent: AgentConfig = AgentConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # The run directory is runs_dir/name: a name is one folder name, never a path.
+        if value in (".", "..") or any(c in value for c in "/\\\x00") or not value.isprintable():
+            raise ValueError(
+                f"must be a plain folder name (no '/', '\\', '..' or control characters): {value!r}"
+            )
+        return value
 
     @field_validator("teacher", mode="before")
     @classmethod
@@ -437,7 +459,12 @@ def _set_dotted(data: dict[str, Any], dotted: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"override {dotted!r}: the value is not valid YAML ({exc.__class__.__name__})"
+        ) from None
 
 
 def _describe(err: ValidationError, source: str) -> str:
@@ -458,9 +485,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not source.is_file():
         raise ConfigError(f"config file not found: {source}")
     try:
-        data = yaml.safe_load(source.read_text()) or {}
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc.__class__.__name__})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping")
     for item in overrides or []:

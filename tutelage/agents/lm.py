@@ -242,8 +242,8 @@ def systemic_error(exc: BaseException, *, role: str) -> TutelageError | None:
     """The error an LM exception stands for, or None when it is a per-task failure.
 
     Unreachable endpoints, rejected keys and unknown models are systemic (every task would fail the
-    same way), and so is a spent budget; a bad request, a timeout or a server error on one item is
-    that item's failure.
+    same way), and so is a spent budget; a bad request, a timeout (after the role's retries) or a
+    server error on one item is that item's failure.
     """
     import openai
     from dspy.utils import exceptions as dx
@@ -261,7 +261,12 @@ def systemic_error(exc: BaseException, *, role: str) -> TutelageError | None:
         openai.AuthenticationError,
         httpx.ConnectError,
     )
-    for err in _chain(exc):
+    chain = _chain(exc)
+    # LiteLLM's Timeout subclasses its APIConnectionError: a slow item is that item's failure, not a
+    # dead endpoint (a dead one refuses the connection, which is still systemic).
+    if any(isinstance(err, (lx.Timeout, openai.APITimeoutError, httpx.TimeoutException)) for err in chain):
+        return next((err for err in chain if isinstance(err, TutelageError)), None)
+    for err in chain:
         if isinstance(err, TutelageError):
             return err
         if isinstance(err, systemic) or "connection error" in str(err).lower():

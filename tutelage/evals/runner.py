@@ -26,7 +26,7 @@ from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.config import RunConfig, load_config
-from tutelage.errors import ConfigError, RunDirError
+from tutelage.errors import ConfigError, DataError, RunDirError
 from tutelage.evals.baselines import BASELINES, build_baseline
 from tutelage.evals.graders import Grader, JudgeGrader
 from tutelage.evals.graders.multilabel import micro_f1
@@ -335,6 +335,12 @@ def evaluate(
         reporter.phase(f"eval {suite.name} {split}", len(tasks))
         attempts = run_tasks(
             solve, tasks, concurrency=cfg.student.concurrency, journal=journal, on_progress=reporter.update
+        )
+    failed = [a for a in attempts if a.error]
+    if attempts and len(failed) == len(attempts):
+        raise DataError(
+            f"every one of the {len(attempts)} items failed (first: {failed[0].error}); nothing was scored. "
+            f"The items are journaled in {journal}: fix the cause, then run again with --retry-failed"
         )
     facts = summarize(suite, tasks, attempts, seconds=round(time.monotonic() - started, 1))
     summary = EvalSummary(

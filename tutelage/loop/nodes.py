@@ -133,17 +133,21 @@ def start(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     )
     path = ctx.paths.program(0)
     program.save_json(path, round=0, optimizer="initial")
-    dev = _evaluate(ctx, program, ctx.suite.dev, ctx.paths.journal(0, "dev"), "dev (starting program)")
-    return {
+    update: dict[str, Any] = {
         "round": 0,
         "rounds": [],
         "program_path": str(path.relative_to(ctx.paths.root)),
         "incumbent_dev_path": _journal_path(ctx, 0, "dev"),
         "incumbent_round": 0,
-        "dev_start": dev,
-        "dev_incumbent": dev,
         "rollbacks_in_row": 0,
     }
+    try:
+        dev: float | None = _evaluate(
+            ctx, program, ctx.suite.dev, ctx.paths.journal(0, "dev"), "dev (starting program)"
+        )
+    except BudgetExhausted as exc:  # the program is saved: the run still ends with a test score
+        update["budget_stop"], dev = str(exc), None
+    return {**update, "dev_start": dev, "dev_incumbent": dev}
 
 
 def test_before(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -52,9 +52,12 @@ def read_json(path: Path) -> Any:
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line; a bad line is a ``DataError`` naming it."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: a byte-order mark is read past, as the CSV reader does.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     rows = []
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():

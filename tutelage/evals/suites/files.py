@@ -130,6 +130,8 @@ def _read_csv(path: Path, cfg: SuiteConfig) -> list[Row]:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     except csv.Error as exc:
         raise DataError(f"{path}: not valid CSV ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start} of a read block)") from None
 
 
 def load(cfg: SuiteConfig) -> Suite:
