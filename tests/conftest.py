@@ -83,6 +83,7 @@ def scripted_config(tmp_path: Path, student: str, teacher: str, *extra: str) -> 
             "loop.batch_size=30",
             "loop.search_size=6",
             "loop.search_k=[1, 2]",
+            "loop.search_policies=null",  # the grid above, not the quickstart's two policies
             *extra,
         ],
     )

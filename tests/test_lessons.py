@@ -79,9 +79,7 @@ def test_probe_rejects_a_lesson_that_makes_similar_tasks_worse() -> None:
         return Attempt(task.id, shown.answer, float(shown.answer == task.answer))
 
     before = [(a, Attempt("t-a", "change_pin", 1.0)), (b, Attempt("t-b", "z", 0.0))]
-    verdict = verify_lesson(
-        lesson, mode="source", solve_with=copies_the_lesson, source=source, probes=before
-    )
+    verdict = verify_lesson(lesson, mode="source", solve_with=copies_the_lesson, source=source, probes=before)
     assert not verdict.passed and verdict.reason.startswith("rejected: similar tasks got worse (0/2")
     fine = verify_lesson(
         lesson, mode="source", solve_with=copies_the_lesson, source=source, probes=before[1:]

@@ -40,9 +40,7 @@ def test_harmful_lessons_are_rolled_back_and_the_run_never_ends_worse_than_it_st
         return known.get(_user(request), "unknown")
 
     with ScriptedServer(student) as s, ScriptedServer(lambda r: HARMFUL) as t:
-        cfg = scripted_config(
-            tmp_path, s.api_base, t.api_base, "loop.search_strategies=[2]", "loop.rounds=2"
-        )
+        cfg = scripted_config(tmp_path, s.api_base, t.api_base, "loop.search_strategies=[2]", "loop.rounds=2")
         result = tutelage.run(cfg, embedder=HashEmbedder())
     m = result.metrics
     assert m["dev_accuracy"]["start"] == 0.5

@@ -147,6 +147,44 @@ def test_a_good_teachers_lessons_reach_the_prompt_and_fix_answers_with_the_defau
     assert int(row.split("|")[7].replace(",", "")) > 0  # test items shown a synthetic example
 
 
+def _misleading_teacher(pool: dict[str, list[str]]) -> Any:
+    """Synthetic examples that look like another intent's messages but carry the failure's label."""
+
+    def reply(request: dict[str, Any]) -> str:
+        gold = _user(request).rsplit("Correct answer:", 1)[-1].strip()
+        other = LABELS[(LABELS.index(gold) + 1) % len(LABELS)] if gold in LABELS else LABELS[0]
+        n = reply.used.get(other, 0)  # type: ignore[attr-defined]
+        reply.used[other] = n + 2  # type: ignore[attr-defined]
+        lines = [f"EXAMPLE: {text} => {gold}" for text in pool[other][n : n + 2]]
+        return "\n".join(["DIAGNOSIS: d", "STRATEGY: Read the message.", *lines])
+
+    reply.used = {}  # type: ignore[attr-defined]
+    return reply
+
+
+def test_the_policy_search_shows_the_teachers_lessons_only_when_they_score_better(tmp_path: Path) -> None:
+    suite, pool = _small_suite(tmp_path)
+    policies = (
+        "loop.search_policies=[{k_examples: 2, teacher_examples: false}, "
+        "{k_examples: 2, k_strategies: 1, teacher_examples: true}]"
+    )
+    chosen = {}
+    for name, teacher in (("good", _good_teacher(pool)), ("misleading", _misleading_teacher(pool))):
+        with ScriptedServer(last_demo_answer) as s, ScriptedServer(teacher) as t:
+            cfg = _small_config(
+                tmp_path / name, suite, s.api_base, t.api_base, policies, "loop.search_size=10"
+            )
+            result = tutelage.run(cfg, embedder=HashEmbedder())
+        program = json.loads((result.run_dir / "programs" / "round_1.json").read_text())
+        trials = {row["teacher_examples"]: row["score"] for row in program["meta"]["trials"]}
+        chosen[name] = (program["teacher_examples"], trials)
+    assert chosen["good"][0] is True and chosen["good"][1][True] > chosen["good"][1][False]
+    # A tie goes to gold examples alone (the shorter prompt, no teacher in it).
+    assert (
+        chosen["misleading"][0] is False and chosen["misleading"][1][True] <= chosen["misleading"][1][False]
+    )
+
+
 def _lines(run_dir: Path) -> list[str]:
     return (run_dir / "evals" / "test_after.jsonl").read_text().splitlines()
 
@@ -252,23 +290,32 @@ def test_gepas_proposer_writes_through_the_admission_path(tmp_path: Path) -> Non
     assert [x.status for x in stored if x.status != "retired"] == ["candidate"]
 
 
-def test_memory_import_into_a_run_refuses_a_lesson_quoting_its_test_items(
+@pytest.fixture
+def finished_run(
     tmp_path: Path,
     student_server: ScriptedServer,
     teacher_server: ScriptedServer,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[Any, Path, str]:
+    """A one-round run, its memory opened by the CLI with the run's HashEmbedder, and a test item."""
     cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base, "loop.rounds=1")
     result = tutelage.run(cfg, embedder=HashEmbedder())
     monkeypatch.setattr("tutelage.loop.runner.build_embedder", lambda _cfg: HashEmbedder())
     leak = next(t.input for t in load_suite(cfg.suite).held_out if len(t.input.split()) >= 12)
+    return cfg, result.run_dir, leak
+
+
+def test_memory_import_into_a_run_refuses_a_lesson_quoting_its_test_items(
+    tmp_path: Path, finished_run: tuple[Any, Path, str]
+) -> None:
+    cfg, run_dir, leak = finished_run
     bad = Lesson.make(kind="example", text=leak, answer="x").with_status("active", "ok")
     fine = Lesson.make(kind="strategy", text="Read the whole message first.").with_status("active", "ok")
     (tmp_path / "in.jsonl").write_text(bad.model_dump_json() + "\n" + fine.model_dump_json() + "\n")
-    out = CliRunner().invoke(app, ["memory", "import", str(result.run_dir), str(tmp_path / "in.jsonl")])
+    out = CliRunner().invoke(app, ["memory", "import", str(run_dir), str(tmp_path / "in.jsonl")])
     assert out.exit_code == 0, out.output
     assert "added 1, already present 0, refused 1 (quote a held-out item)" in out.output
-    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+    memory = open_memory(RunPaths(run_dir), cfg, HashEmbedder())
     refused, kept = memory.get([bad.id, fine.id])
     assert refused.status == "retired" and refused.reason.startswith("refused: leakage")
     assert kept.status == "active" and kept.reason == "imported from in.jsonl"
@@ -422,21 +469,10 @@ def _compile_ctx(lm: Any, store: ChromaLessonStore, *, admit: Any) -> Any:
     )
 
 
-def test_memory_edit_goes_through_the_leakage_guard(
-    tmp_path: Path,
-    student_server: ScriptedServer,
-    teacher_server: ScriptedServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base, "loop.rounds=1")
-    result = tutelage.run(cfg, embedder=HashEmbedder())
-    import tutelage.memory.location as location
-
-    monkeypatch.setattr(location, "default_embedder", HashEmbedder)
-    monkeypatch.setattr("tutelage.loop.runner.build_embedder", lambda _cfg: HashEmbedder())
-    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+def test_memory_edit_goes_through_the_leakage_guard(finished_run: tuple[Any, Path, str]) -> None:
+    cfg, run_dir, leak = finished_run
+    memory = open_memory(RunPaths(run_dir), cfg, HashEmbedder())
     lesson = memory.all(LessonFilter(kind="example"))[0]
-    leak = next(t.input for t in load_suite(cfg.suite).held_out if len(t.input.split()) >= 12)
-    out = CliRunner().invoke(app, ["memory", "edit", str(result.run_dir), lesson.id, "--text", leak])
+    out = CliRunner().invoke(app, ["memory", "edit", str(run_dir), lesson.id, "--text", leak])
     assert out.exit_code == 1 and "refused: leakage" in out.output and "nothing changed" in out.output
     assert memory.get([lesson.id])[0].status == "active"

@@ -33,6 +33,7 @@ __all__ = [
     "LoopConfig",
     "MemoryConfig",
     "MiproConfig",
+    "Policy",
     "RoleConfig",
     "RunConfig",
     "SuiteConfig",
@@ -294,6 +295,15 @@ class AgentConfig(_Frozen):
 Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "none"]
 
 
+class Policy(_Frozen):
+    """One retrieval policy the ``fewshot`` search may measure: examples shown, strategies shown, and
+    whether the teacher's synthetic and worked examples may be among the examples."""
+
+    k_examples: int = Field(ge=0, le=64)
+    k_strategies: int = Field(0, ge=0, le=16)
+    teacher_examples: bool = True
+
+
 class MiproConfig(_Frozen):
     """``loop.optimizer: mipro`` (dspy.MIPROv2; ``loop.trials`` Bayesian trials).
 
@@ -357,6 +367,8 @@ class LoopConfig(_Frozen):
     search_k: tuple[int, ...] = (2, 4, 8)
     # Strategies shown: 0 or 1, chosen by measured accuracy (empty: keep memory.k_strategies).
     search_strategies: tuple[int, ...] = (0, 1)
+    # An explicit list replaces the search_k x search_strategies grid (see Policy).
+    search_policies: tuple[Policy, ...] | None = None
     search_size: int = Field(20, ge=2)
     val_size: int | None = Field(None, ge=1)
     trials: int = Field(6, ge=1, le=200)

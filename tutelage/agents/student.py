@@ -46,6 +46,8 @@ def lesson_filter(scope: str | None, as_of_round: int | None) -> LessonFilter:
 class StudentProgram(dspy.Module):
     """Retrieve ``k_examples`` example lessons and ``k_strategies`` strategies, then answer.
 
+    ``teacher_examples``: whether the teacher's synthetic and worked examples compete for the example
+    slots (False: gold examples only; the policy search measures which is better).
     Retrieval sees the active lessons of ``scope`` (or, with ``as_of_round``, exactly those active
     when that round ran), optionally diversified by MMR (``mmr`` is its lambda) and cut to
     ``token_budget`` tokens. With ``choices`` (a closed label set) the reply is read as the choice it
@@ -64,6 +66,7 @@ class StudentProgram(dspy.Module):
         mmr: float | None = None,
         token_budget: int | None = None,
         as_of_round: int | None = None,
+        teacher_examples: bool = True,
     ) -> None:
         super().__init__()
         self.instructions = instructions
@@ -76,6 +79,7 @@ class StudentProgram(dspy.Module):
         self.mmr = mmr
         self.token_budget = token_budget
         self.as_of_round = as_of_round
+        self.teacher_examples = teacher_examples
         self.extra: list[Lesson] = []  # shown on top of retrieval (verifying a candidate lesson)
 
     def retrieve(self, task: str) -> tuple[list[Lesson], list[Lesson]]:
@@ -84,7 +88,8 @@ class StudentProgram(dspy.Module):
             return [], []
         where = lesson_filter(self.scope, self.as_of_round)
         kinds: list[list[Lesson]] = []
-        for kind, k in ((DEMO_KINDS, self.k_examples), (("strategy",), self.k_strategies)):
+        demo_kinds = DEMO_KINDS if self.teacher_examples else ("example",)
+        for kind, k in ((demo_kinds, self.k_examples), (("strategy",), self.k_strategies)):
             extra = [x for x in self.extra if x.kind in kind]
             found = self.memory.search(task, kind=kind, k=k, where=where, mmr=self.mmr) if k else []
             kinds.append(
@@ -175,7 +180,7 @@ class StudentProgram(dspy.Module):
         return program
 
 
-_POLICY = ("k_examples", "k_strategies", "scope", "mmr", "token_budget", "as_of_round")
+_POLICY = ("k_examples", "k_strategies", "scope", "mmr", "token_budget", "as_of_round", "teacher_examples")
 
 
 def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric, hide_own: bool = False) -> Solver:

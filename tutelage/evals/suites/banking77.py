@@ -23,8 +23,7 @@ __all__ = ["load"]
 
 DEMO = (
     "Task: I need to change my PIN.\nStudent answer: pin_blocked\nCorrect answer: change_pin",
-    "DIAGNOSIS: The student focused on the word PIN and ignored that the customer wants to change it, "
-    "not unblock it.\n"
+    "DIAGNOSIS: The customer wants to change the PIN, not unblock it.\n"
     "STRATEGY: Look at the action the customer asks for, not only the object they mention.\n"
     "EXAMPLE: How can I set a different PIN for my card? => change_pin\n"
     "EXAMPLE: My PIN is fine but I would like to pick new digits for it. => change_pin",
