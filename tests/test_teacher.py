@@ -429,6 +429,21 @@ def test_the_compile_gets_a_valset_distinct_from_its_trainset_and_the_students_c
     assert seen["threads"] == 3
 
 
+def test_the_teacher_diagnoses_at_most_diagnose_max_failures_a_round_and_all_become_examples(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    cfg = scripted_config(
+        tmp_path, student_server.api_base, teacher_server.api_base, "loop.rounds=1", "loop.diagnose_max=3"
+    )
+    result = tutelage.run(cfg, embedder=HashEmbedder())
+    assert len(teacher_server.chat_requests()) == 3
+    row = result.metrics["rounds"][0]
+    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+    gold = memory.all(LessonFilter(kind="example", status=None))
+    assert row["diagnosed"] > 3 and len(gold) == cfg.loop.batch_size  # every attempted item is an example
+    assert row["lessons_by_kind"]["example"] == memory.count(kind="example", status="active")
+
+
 def test_mipro_and_gepa_settings_come_from_config() -> None:
     cfg = load_config(None, ["loop.mipro.candidates=3", "loop.gepa.k_rules=1", "loop.gepa.minibatch=2"])
     assert cfg.loop.mipro.candidates == 3 and cfg.loop.gepa.k_rules == 1 and cfg.loop.gepa.minibatch == 2

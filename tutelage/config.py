@@ -376,6 +376,9 @@ class LoopConfig(_Frozen):
     mipro: MiproConfig = MiproConfig()
     gepa: GepaConfig = GepaConfig()
     batch: Literal["uniform", "hard", "curriculum"] = "uniform"
+    # At most this many of a round's failures go to the teacher (in the batch's seeded order); every
+    # failure still becomes a gold example. None: all of them.
+    diagnose_max: int | None = Field(None, ge=1)
     patience: int | None = Field(None, ge=1)
     accept: AcceptConfig = AcceptConfig()
     budget: BudgetConfig = BudgetConfig()

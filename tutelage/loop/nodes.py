@@ -28,6 +28,7 @@ from tutelage.loop.batches import select_batch
 from tutelage.loop.rundir import write_metrics
 from tutelage.loop.state import LoopState, RunContext
 from tutelage.memory.curate import Outcome, apply_credit, rollback_round
+from tutelage.memory.query import LessonFilter
 from tutelage.memory.undo import UndoLog
 
 __all__ = [
@@ -256,7 +257,7 @@ def diagnose(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if ctx.teacher_lm is None:  # teacher: off: the failures' gold examples are all the round learns
         return {}
     attempts: dict[str, Attempt] = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
-    failed = [ctx.tasks[i] for i in state["failed_ids"]]
+    failed = [ctx.tasks[i] for i in state["failed_ids"]][: ctx.config.loop.diagnose_max]
     teacher = Teacher(ctx.suite.teacher_demo, teacher_ask(ctx))
     ctx.reporter.phase(f"round {r}: teacher diagnoses", len(failed))
     guards = ctx.config.guards
@@ -371,7 +372,7 @@ def _stop_reason(state: LoopState, ctx: RunContext) -> str | None:
 def _by_kind(ctx: RunContext) -> dict[str, int]:
     """Active lessons per kind (what the student may be shown next round)."""
     counts: dict[str, int] = {}
-    for x in ctx.memory.all():
+    for x in ctx.memory.all(LessonFilter()):
         counts[x.kind] = counts.get(x.kind, 0) + 1
     return dict(sorted(counts.items()))
 
