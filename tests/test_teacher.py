@@ -491,3 +491,32 @@ def test_memory_edit_goes_through_the_leakage_guard(finished_run: tuple[Any, Pat
     out = CliRunner().invoke(app, ["memory", "edit", str(run_dir), lesson.id, "--text", leak])
     assert out.exit_code == 1 and "refused: leakage" in out.output and "nothing changed" in out.output
     assert memory.get([lesson.id])[0].status == "active"
+
+
+def test_a_worked_solution_is_kept_only_if_it_reaches_the_gold_answer_and_its_reasoning_is_the_demo(
+    tmp_path: Path,
+) -> None:
+    from tutelage.agents.teacher import Diagnosis, lessons_from
+    from tutelage.evals.graders import get_grader
+
+    task = Task("train-3", "Pens cost $3; a notebook twice that. Two pens and a notebook?", "... #### 12")
+    grader = get_grader("gsm8k")
+    right = Diagnosis(task.id, "", True, "d", reasoning="Notebook 6, pens 2*3=6, total 12.\n#### 12")
+    wrong = Diagnosis(task.id, "", True, "d", reasoning="Notebook 6, one pen 3, total 9.\n#### 9")
+    kept, _ = lessons_from(right, task, round=1, teacher_model="t", metric=grader)
+    dropped, why = lessons_from(wrong, task, round=1, teacher_model="t", metric=grader)
+    [worked] = [x for x in kept if x.kind == "worked"]
+    assert worked.rationale.endswith("#### 12") and not [x for x in dropped if x.kind == "worked"]
+    assert why == ["worked solution does not reach the gold answer"]
+    # The student's demo for a worked example replies with the teacher's reasoning.
+    store = ChromaLessonStore(tmp_path / "m", embedder=HashEmbedder())
+    store.add([worked.with_status("active", "ok", round=1)])
+    with ScriptedServer(last_demo_answer) as server:
+        lm = build_lm(RoleConfig(provider="openai", model="s", api_base=server.api_base), server.api_base)
+        from tutelage.agents.student import StudentProgram, make_solver
+
+        solve = make_solver(StudentProgram("Solve.", memory=store, k_examples=1), lm=lm, metric=grader)
+        attempt = solve(Task("train-9", "Pens cost $3 and a notebook twice that?", "#### 12"))
+        turns = server.chat_requests()[0]["messages"]
+    assert turns[2] == {"role": "assistant", "content": worked.rationale}
+    assert attempt.score == 1.0  # the copying student repeats the worked reply, whose answer is 12
