@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tutelage import failpoints
 from tutelage.config import BudgetConfig, RunConfig
 from tutelage.errors import BudgetExhausted
 
@@ -170,6 +171,7 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as sink:
                     sink.write(json.dumps(asdict(call)) + "\n")
+        failpoints.step()
         return call
 
     def totals(self) -> dict[str, dict[str, Any]]:

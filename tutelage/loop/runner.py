@@ -71,6 +71,18 @@ def _checkpointer(paths: RunPaths) -> Iterator[SqliteSaver]:
         conn.close()
 
 
+def _progress(saver: SqliteSaver, config: dict[str, Any]) -> str:
+    """``none`` (no checkpoint yet), ``finished`` (the graph reached its end) or ``running``.
+
+    A node whose writes were saved but whose next checkpoint was not (a kill between the two) leaves
+    no task in ``next``: the pending tasks, not ``next``, say whether anything is left to run.
+    """
+    snapshot = build_graph(saver).get_state(config)
+    if not snapshot.values and not snapshot.tasks:
+        return "none"
+    return "finished" if not snapshot.tasks and "test_after" in snapshot.values else "running"
+
+
 def _drive(
     paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
 ) -> RunResult:
@@ -83,11 +95,13 @@ def _drive(
     config = {**THREAD, "recursion_limit": 16 * cfg.loop.rounds + 20}
     with contextlib.ExitStack() as stack:
         saver = stack.enter_context(_checkpointer(paths)) if paths.checkpoints.exists() else None
-        if saver is not None and not fresh and not build_graph(saver).get_state(config).next:
+        progress = _progress(saver, config) if saver is not None and not fresh else "none"
+        if progress == "finished":
             reporter.message(f"{paths.root} has already finished; nothing to resume")
             state = dict(build_graph(saver).get_state(config).values)
             memory = open_memory(paths, cfg, embedder)
         else:
+            fresh = fresh or progress == "none"  # killed before its first checkpoint: start over
             # Memory and endpoints first: a run that cannot reach them leaves no checkpoint behind.
             memory = open_memory(paths, cfg, embedder)
             endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
@@ -109,7 +123,11 @@ def _drive(
                 reporter=reporter,
                 ledger=ledger,
             )
-            state = build_graph(saver).invoke({} if fresh else None, config=config, context=ctx)
+            # "sync": a node's checkpoint is on disk before the next node starts, so a kill can never
+            # leave a node's results saved without the checkpoint that says it ran.
+            state = build_graph(saver).invoke(
+                {} if fresh else None, config=config, context=ctx, durability="sync"
+            )
     metrics = write_metrics(paths, state)
     write_report(paths, cfg, metrics, lessons=memory.all())
     mlflow_run_id, warning = log_finished_run(paths.root, cfg.tracking)

@@ -17,6 +17,7 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings
 
+from tutelage import failpoints
 from tutelage.errors import ConfigError, DataError, EndpointError
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
@@ -175,6 +176,7 @@ class ChromaLessonStore:
                     embeddings=self.embedder.embed([x.text for x in chunk]),  # type: ignore[arg-type]
                     metadatas=[_metadata(x) for x in chunk],  # type: ignore[misc]
                 )
+                failpoints.step()
             self._update(revived)
         return [x.id for x in [*fresh, *revived]]
 
@@ -182,6 +184,7 @@ class ChromaLessonStore:
         for start in range(0, len(batch), _CHUNK):
             chunk = batch[start : start + _CHUNK]
             self._col.update(ids=[x.id for x in chunk], metadatas=[_metadata(x) for x in chunk])  # type: ignore[misc]
+            failpoints.step()
 
     def put(self, lessons: Iterable[Lesson]) -> None:
         """Replace stored records (status, counters, history); text and answer are fixed by the id."""

@@ -1,0 +1,52 @@
+"""Issue 13: a run cannot be lost. Kills at any moment of any node resume to the uninterrupted result."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tutelage
+from tutelage.testing import HashEmbedder, ScriptedServer
+
+from .conftest import scripted_config
+from .test_loop import KillAt, _lessons
+
+
+def test_a_node_saved_without_its_next_checkpoint_is_resumed_not_reported_finished(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    # Finding 1: a kill between a node's saved results (LangGraph's pending writes) and the checkpoint
+    # after it left no task in `next`; resume said "already finished" and wrote metrics with no rounds.
+    straight = tutelage.run(
+        scripted_config(tmp_path / "a", student_server.api_base, teacher_server.api_base),
+        embedder=HashEmbedder(),
+    )
+    cfg = scripted_config(tmp_path / "b", student_server.api_base, teacher_server.api_base)
+    with pytest.raises(KeyboardInterrupt):
+        tutelage.run(cfg, reporter=KillAt("round 1: teacher"), embedder=HashEmbedder())
+    with sqlite3.connect(cfg.run_dir / "checkpoints.sqlite") as db:  # the last checkpoint never landed
+        (last,) = db.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1")
+        db.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", last)
+        db.execute("DELETE FROM writes WHERE checkpoint_id = ?", last)
+        (parent,) = db.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1")
+        assert db.execute("SELECT count(*) FROM writes WHERE checkpoint_id = ?", parent).fetchone()[0] > 0
+    resumed = tutelage.resume(cfg.run_dir, embedder=HashEmbedder())
+    assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]
+    assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]
+    assert _lessons(resumed.run_dir) == _lessons(straight.run_dir)
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base)
+    with pytest.raises(KeyboardInterrupt):
+        tutelage.run(cfg, reporter=KillAt("round 1: teacher"), embedder=HashEmbedder())
+    with sqlite3.connect(cfg.run_dir / "checkpoints.sqlite") as db:
+        db.execute("DELETE FROM checkpoints")
+        db.execute("DELETE FROM writes")
+    resumed = tutelage.resume(cfg.run_dir, embedder=HashEmbedder())
+    assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]
+    assert resumed.test_after is not None
