@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import tutelage
+from tutelage.cli import app
+from tutelage.loop.rundir import RunPaths
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 from .conftest import scripted_config
@@ -50,3 +54,23 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(
     resumed = tutelage.resume(cfg.run_dir, embedder=HashEmbedder())
     assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]
     assert resumed.test_after is not None
+
+
+def test_a_second_process_on_the_same_run_gets_one_clear_line_and_changes_nothing(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    # Finding 3: two `tutelage resume` of one run at once both ran, duplicated journal rows and
+    # billed calls twice.
+    cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base)
+    with pytest.raises(KeyboardInterrupt):
+        tutelage.run(cfg, reporter=KillAt("round 1: teacher"), embedder=HashEmbedder())
+    ledger = (cfg.run_dir / "ledger.jsonl").read_text()
+    calls = len(student_server.requests) + len(teacher_server.requests)
+    with RunPaths(cfg.run_dir).lock():  # another process holds the run
+        out = CliRunner().invoke(app, ["resume", str(cfg.run_dir)])
+    assert out.exit_code == 1
+    assert f"{cfg.run_dir} is in use by another tutelage process (pid {os.getpid()})" in out.output
+    assert (cfg.run_dir / "ledger.jsonl").read_text() == ledger
+    assert len(student_server.requests) + len(teacher_server.requests) == calls
+    resumed = tutelage.resume(cfg.run_dir, embedder=HashEmbedder())  # released: the run goes on
+    assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]

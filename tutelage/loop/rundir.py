@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -57,6 +61,30 @@ class RunPaths:
     def test_journal(self, when: str) -> Path:
         return self.root / "evals" / f"test_{when}.jsonl"
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process: a second process gets one clear line instead.
+
+        An advisory ``flock`` on ``.lock``: the kernel releases it when the holder exits, however it
+        exits (a SIGKILL leaves no stale lock behind).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise RunDirError(
+                    f"{self.root} is in use by another tutelage process (pid {holder}); "
+                    "wait for it to finish or stop it, then resume"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     def write_config(self, cfg: RunConfig) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -84,11 +112,15 @@ class RunPaths:
 def new_run_dir(cfg: RunConfig) -> RunPaths:
     """``runs/<name>``, or ``runs/<name>-2``, ``-3``... when that name is taken."""
     base = Path(cfg.runs_dir)
+    base.mkdir(parents=True, exist_ok=True)
     candidate, n = base / cfg.name, 1
-    while candidate.exists():
-        n += 1
-        candidate = base / f"{cfg.name}-{n}"
-    return RunPaths(candidate)
+    while True:
+        try:
+            candidate.mkdir()  # atomic: two runs started at once never share a directory
+            return RunPaths(candidate)
+        except FileExistsError:
+            n += 1
+            candidate = base / f"{cfg.name}-{n}"
 
 
 def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def _drive(
         )
     config = {**THREAD, "recursion_limit": 16 * cfg.loop.rounds + 20}
     with contextlib.ExitStack() as stack:
+        stack.enter_context(paths.lock())
         saver = stack.enter_context(_checkpointer(paths)) if paths.checkpoints.exists() else None
         progress = _progress(saver, config) if saver is not None and not fresh else "none"
         if progress == "finished":
