@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 import tutelage
 from tutelage.cli import app
 from tutelage.loop.rundir import RunPaths
-from tutelage.testing import HashEmbedder, ScriptedServer
+from tutelage.loop.runner import open_memory
+from tutelage.testing import ChromaServer, HashEmbedder, ScriptedServer
 
 from .conftest import scripted_config
 from .test_loop import KillAt, _lessons
@@ -74,3 +75,52 @@ def test_a_second_process_on_the_same_run_gets_one_clear_line_and_changes_nothin
     assert len(student_server.requests) + len(teacher_server.requests) == calls
     resumed = tutelage.resume(cfg.run_dir, embedder=HashEmbedder())  # released: the run goes on
     assert [r["round"] for r in resumed.metrics["rounds"]] == [1, 2]
+
+
+def _snapshot(run_dir: Path) -> dict[str, str]:
+    paths = RunPaths(run_dir)
+    store = open_memory(paths, tutelage.load_config(paths.config), HashEmbedder())
+    return {x.id: x.status for x in store.all()}
+
+
+def test_runs_sharing_a_chroma_server_keep_their_own_lessons_unless_they_share_on_purpose(
+    tmp_path: Path, student_server: ScriptedServer, teacher_server: ScriptedServer
+) -> None:
+    # Finding 2: two runs on one Chroma server used one collection; B's rollbacks retired A's lessons.
+    with ChromaServer(tmp_path / "chroma") as chroma:
+        a = tutelage.run(
+            scripted_config(
+                tmp_path / "a", student_server.api_base, teacher_server.api_base, f"memory.url={chroma.url}"
+            ),
+            embedder=HashEmbedder(),
+        )
+        before = _snapshot(a.run_dir)
+        b = tutelage.run(
+            scripted_config(
+                tmp_path / "b",
+                student_server.api_base,
+                teacher_server.api_base,
+                f"memory.url={chroma.url}",
+                "seed=7",
+                "loop.rounds=3",
+            ),
+            embedder=HashEmbedder(),
+        )
+        assert _snapshot(a.run_dir) == before and before
+        spaces = {tutelage.load_config(r / "config.yaml").memory.namespace for r in (a.run_dir, b.run_dir)}
+        assert len(spaces) == 2 and None not in spaces
+        shared = [
+            tutelage.run(
+                scripted_config(
+                    tmp_path / name,
+                    student_server.api_base,
+                    teacher_server.api_base,
+                    f"memory.url={chroma.url}",
+                    "memory.namespace=team",
+                    "loop.rounds=1",
+                ),
+                embedder=HashEmbedder(),
+            )
+            for name in ("c", "d")
+        ]
+        assert _snapshot(shared[0].run_dir) == _snapshot(shared[1].run_dir)

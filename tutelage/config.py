@@ -121,6 +121,12 @@ class MemoryConfig(_Frozen):
     collection: str = Field(
         "lessons", min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$"
     )
+    # On a Chroma server, each run's lessons live in ``<collection>-<namespace>``. Left empty, a new run
+    # gets a namespace of its own (its name and a random suffix, kept in the run's config.yaml), so
+    # runs sharing a server never see or change each other's lessons; set it to share on purpose.
+    namespace: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$"
+    )
     k_examples: int = Field(4, ge=0, le=64)
     k_strategies: int = Field(0, ge=0, le=16)
     mmr: float | None = Field(None, ge=0.0, le=1.0)
@@ -134,12 +140,23 @@ class MemoryConfig(_Frozen):
     leakage_threshold: float = Field(0.5, gt=0.0, le=1.0)
     curate: CurateConfig = CurateConfig()
 
-    @field_validator("collection")
+    @field_validator("collection", "namespace")
     @classmethod
-    def _no_double_dot(cls, value: str) -> str:
-        if ".." in value:
+    def _no_double_dot(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value:
             raise ValueError("a collection name may not contain '..'")
         return value
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> MemoryConfig:
+        if len(self.collection_name) > 512:
+            raise ValueError("memory.collection and memory.namespace together exceed 512 characters")
+        return self
+
+    @property
+    def collection_name(self) -> str:
+        """The Chroma collection this memory lives in: ``collection``, then ``-namespace`` if set."""
+        return self.collection if self.namespace is None else f"{self.collection}-{self.namespace}"
 
     @field_validator("verify", mode="before")
     @classmethod

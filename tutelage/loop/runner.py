@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,7 @@ def open_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = Non
         None if cfg.memory.url else paths.memory,
         url=cfg.memory.url,
         embedder=embedder or build_embedder(cfg.memory.embedder),
-        collection=cfg.memory.collection,
+        collection=cfg.memory.collection_name,
     )
 
 
@@ -69,6 +71,15 @@ def _checkpointer(paths: RunPaths) -> Iterator[SqliteSaver]:
         yield SqliteSaver(conn)
     finally:
         conn.close()
+
+
+def own_namespace(cfg: RunConfig, paths: RunPaths) -> RunConfig:
+    """On a shared Chroma server, a run with no ``memory.namespace`` gets one of its own."""
+    if cfg.memory.url is None or cfg.memory.namespace is not None:
+        return cfg
+    stem = re.sub(r"[^a-zA-Z0-9._-]+", "-", paths.root.name).strip("-._").replace("..", ".")[:60]
+    namespace = f"{stem or 'run'}-{uuid.uuid4().hex[:8]}"
+    return cfg.model_copy(update={"memory": cfg.memory.model_copy(update={"namespace": namespace})})
 
 
 def _progress(saver: SqliteSaver, config: dict[str, Any]) -> str:
@@ -143,6 +154,7 @@ def start_run(
     """Start a new run in a fresh directory under ``cfg.runs_dir``."""
     require_mlflow(cfg.tracking)
     paths = new_run_dir(cfg)
+    cfg = own_namespace(cfg, paths)
     paths.write_config(cfg)
     reporter = reporter or LogReporter()
     reporter.message(f"run directory: {paths.root}  (resume with `tutelage resume {paths.root}`)")

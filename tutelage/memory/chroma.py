@@ -192,6 +192,10 @@ class ChromaLessonStore:
         if not batch:
             return
         with self._write_lock:
+            self._put_unlocked(batch)
+
+    def _put_unlocked(self, batch: list[Lesson]) -> None:
+        if batch:
             known = {x.id: x for x in self._get_unlocked([x.id for x in batch])}
             missing = [x.id for x in batch if x.id not in known]
             if missing:
@@ -208,8 +212,9 @@ class ChromaLessonStore:
         self, ids: Iterable[str], status: LessonStatus, reason: str, *, round: int | None = None
     ) -> list[Lesson]:
         """Move lessons to ``status`` with a reason (kept in their history); return the new records."""
-        changed = [x.with_status(status, reason, round=round) for x in self.get(list(ids))]
-        self.put(changed)
+        with self._write_lock:  # read and write under one lock: no change made in between is lost
+            changed = [x.with_status(status, reason, round=round) for x in self._get_unlocked(list(ids))]
+            self._put_unlocked(changed)
         return changed
 
     # -- reading ---------------------------------------------------------------------------------
