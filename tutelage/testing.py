@@ -37,6 +37,33 @@ def last_demo_answer(request: dict[str, Any]) -> str:
     return turns[-1] if turns else "unknown"
 
 
+Fault = int | str
+# What ``ScriptedServer.fail_next``/``fail_when`` can inject besides an HTTP status.
+FAULTS = ("disconnect", "hang", "not_json", "empty_choices", "null_content", "huge")
+HANG_SECONDS = 30.0
+
+
+def _completion(body: dict[str, Any], model: str, text: str, n: int) -> dict[str, Any]:
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    return {
+        "id": f"chatcmpl-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", model),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(text.split()),
+            "total_tokens": prompt_tokens + len(text.split()),
+        },
+    }
+
+
+class _Httpd(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the standard library's 5 resets connections under concurrent load
+
+
 class ScriptedServer:
     """An OpenAI-compatible server on 127.0.0.1 whose replies come from a Python function.
 
@@ -52,7 +79,8 @@ class ScriptedServer:
         self.delay = delay
         self.model = model
         self.requests: list[dict[str, Any]] = []
-        self._failures: list[int] = []
+        self._failures: list[Fault] = []
+        self._rules: list[tuple[Callable[[dict[str, Any]], bool], Fault]] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -63,10 +91,22 @@ class ScriptedServer:
             raise RuntimeError("start the ScriptedServer first (use it in a `with` block)")
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def fail_next(self, status: int = 500, times: int = 1) -> None:
-        """Answer the next ``times`` completion requests with HTTP ``status``."""
+    def fail_next(self, status: Fault = 500, times: int = 1) -> None:
+        """Answer the next ``times`` requests with a fault: an HTTP status, or one of ``FAULTS``."""
         with self._lock:
             self._failures.extend([status] * times)
+
+    def fail_when(self, test: Callable[[dict[str, Any]], bool], fault: Fault) -> None:
+        """Answer every request for which ``test(body)`` holds with ``fault`` (a persistent fault)."""
+        with self._lock:
+            self._rules.append((test, fault))
+
+    def _fault(self, body: dict[str, Any]) -> Fault:
+        with self._lock:
+            self.requests.append(body)
+            if self._failures:
+                return self._failures.pop(0)
+            return next((fault for test, fault in self._rules if test(body)), 200)
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if "messages" in r]
@@ -97,12 +137,32 @@ class ScriptedServer:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                with server._lock:
-                    server.requests.append(body)
-                    status = server._failures.pop(0) if server._failures else 200
+                status = server._fault(body)
                 if server.delay:
                     time.sleep(server.delay)
-                if status != 200:
+                if status == "disconnect":  # drop the connection without a reply
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                elif status == "hang":  # answer long after any sensible timeout
+                    time.sleep(HANG_SECONDS)
+                    self._send(200, {"error": {"message": "too late"}})
+                elif status == "not_json":
+                    data = b"<html>502 Bad Gateway</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif status in ("empty_choices", "null_content"):
+                    empty = status == "empty_choices"
+                    message = {"role": "assistant", "content": None}
+                    choices = [] if empty else [{"index": 0, "message": message, "finish_reason": "stop"}]
+                    self._send(200, {"id": "x", "object": "chat.completion", "created": 0,
+                                     "model": server.model, "choices": choices,
+                                     "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}})
+                elif status == "huge":  # a 1 MB reply
+                    self._send(200, _completion(body, server.model, "x" * 2**20, len(server.requests)))
+                elif status != 200:
                     self._send(
                         status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}
                     )
@@ -114,38 +174,14 @@ class ScriptedServer:
                         200, {"object": "list", "data": data, "model": body.get("model", server.model)}
                     )
                 elif self.path.rstrip("/").endswith("/chat/completions"):
-                    text = server.reply(body)
-                    prompt_tokens = sum(
-                        len(str(m.get("content", "")).split()) for m in body.get("messages", [])
-                    )
-                    self._send(
-                        200,
-                        {
-                            "id": f"chatcmpl-{len(server.requests)}",
-                            "object": "chat.completion",
-                            "created": int(time.time()),
-                            "model": body.get("model", server.model),
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "message": {"role": "assistant", "content": text},
-                                    "finish_reason": "stop",
-                                }
-                            ],
-                            "usage": {
-                                "prompt_tokens": prompt_tokens,
-                                "completion_tokens": len(text.split()),
-                                "total_tokens": prompt_tokens + len(text.split()),
-                            },
-                        },
-                    )
+                    self._send(200, _completion(body, server.model, server.reply(body), len(server.requests)))
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
         return Handler
 
     def start(self) -> ScriptedServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._httpd = _Httpd(("127.0.0.1", self.port), self._handler())
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()

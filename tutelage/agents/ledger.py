@@ -25,6 +25,7 @@ from tutelage.errors import BudgetExhausted
 __all__ = ["Call", "Ledger", "summarize"]
 
 UNMETERED_PHASES = ("test",)
+RETRIED = "(retried)"  # the end of ``Call.error`` for a failed request that was tried again
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,17 @@ class Call:
 
 
 def summarize(calls: Iterable[Call]) -> dict[str, dict[str, Any]]:
-    """Totals per role: calls, failures, tokens in and out, money, seconds."""
+    """Totals per role: requests, final failures, retries, tokens in and out, money, seconds."""
     out: dict[str, dict[str, Any]] = {}
     for c in calls:
         row = out.setdefault(
             c.role,
-            {"calls": 0, "failures": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0},
+            {"calls": 0, "failures": 0, "retries": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0},
         )
-        row["calls"] += 1
-        row["failures"] += 0 if c.ok else 1
+        row["calls"] += 1  # every request sent, retries included
+        retried = (c.error or "").endswith(RETRIED)
+        row["retries"] += 1 if retried else 0
+        row["failures"] += 0 if c.ok or retried else 1  # requests that failed for good (or came back empty)
         row["tokens_in"] += c.tokens_in
         row["tokens_out"] += c.tokens_out
         row["usd"] += c.usd
@@ -85,6 +88,7 @@ class Ledger:
             sessions[c.session] = max(sessions.get(c.session, 0.0), c.t)
         self._seconds_before = sum(sessions.values())
         self.round, self.phase = 0, ""
+        self._streaks: dict[str, int] = {}
 
     @classmethod
     def for_run(cls, cfg: RunConfig, path: Path | None) -> Ledger:
@@ -173,6 +177,12 @@ class Ledger:
                     sink.write(json.dumps(asdict(call)) + "\n")
         failpoints.step()
         return call
+
+    def connection_streak(self, role: str, *, failed: bool) -> int:
+        """Count ``role``'s calls that could not connect, in a row (a call that got through resets it)."""
+        with self._lock:
+            self._streaks[role] = self._streaks.get(role, 0) + 1 if failed else 0
+            return self._streaks[role]
 
     def totals(self) -> dict[str, dict[str, Any]]:
         with self._lock:

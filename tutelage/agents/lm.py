@@ -15,12 +15,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import dspy
 import httpx
 
-from tutelage.agents.ledger import Ledger
+from tutelage.agents.ledger import RETRIED, Ledger
 from tutelage.agents.local import LocalServer
 from tutelage.config import RoleConfig, RunConfig
 from tutelage.errors import ConfigError, EndpointError, TutelageError
@@ -122,6 +122,7 @@ class MeteredLM(dspy.LM):
     role: str = ""
     ledger: Ledger | None = None
     replay: CallJournal | None = None
+    retries: int = 0  # tutelage retries transient failures itself, so each request is a ledger row
 
     def update_history(self, entry: dict[str, Any]) -> None:
         _usage.value = entry.get("usage") or {}
@@ -144,15 +145,107 @@ class MeteredLM(dspy.LM):
         if ledger is None:
             return super().__call__(prompt, messages=messages, **kwargs)
         ledger.admit(self.role)
-        _usage.value = {}
-        start = time.perf_counter()
-        try:
-            out = super().__call__(prompt, messages=messages, **kwargs)
-        except Exception as exc:
-            ledger.record(self.role, _usage.value, time.perf_counter() - start, error=exc.__class__.__name__)
-            raise
-        ledger.record(self.role, _usage.value, time.perf_counter() - start)
-        return out
+        for attempt in range(self.retries + 1):
+            _usage.value = {}
+            start = time.perf_counter()
+            try:
+                out = super().__call__(prompt, messages=messages, **kwargs)
+            except Exception as exc:
+                if attempt < self.retries and _transient(exc):  # every request is a ledger row
+                    ledger.record(
+                        self.role, _usage.value, time.perf_counter() - start, error=f"{_name(exc)} {RETRIED}"
+                    )
+                    time.sleep(min(8.0, RETRY_BASE * 2**attempt))
+                    continue
+                self._failed(exc, ledger, start)
+            ledger.connection_streak(self.role, failed=False)
+            error = "EmptyReply" if _empty(out) else None
+            ledger.record(self.role, _usage.value, time.perf_counter() - start, error=error)
+            return self._bounded(out)
+        raise AssertionError("unreachable")
+
+    def _bounded(self, outputs: Any) -> Any:
+        """Replies cut to what ``max_tokens`` allows (8 characters a token): an endpoint that ignores
+        the bound cannot fill the journals (a 1 MB reply is stored as its first characters)."""
+        cap = max(4096, 8 * int(self.kwargs.get("max_tokens") or 512))
+        if not isinstance(outputs, list):
+            return outputs
+        return [o[:cap] + " ...(cut)" if isinstance(o, str) and len(o) > cap else o for o in outputs]
+
+    def _failed(self, exc: Exception, ledger: Ledger, start: float) -> NoReturn:
+        """Record a request that failed for good, and raise what it means for the item or the run."""
+        ledger.record(self.role, _usage.value, time.perf_counter() - start, error=_name(exc))
+        if _connection_failure(exc):
+            streak = ledger.connection_streak(self.role, failed=True)
+            if streak < DOWN_AFTER:
+                detail = str(exc).splitlines()[0][:120] if str(exc) else ""
+                raise ItemConnectionError(
+                    f"connection failed ({streak} of {DOWN_AFTER} failures in a row before the "
+                    f"{self.role} endpoint counts as down): {detail}"
+                ) from exc
+        raise exc
+
+
+def _empty(outputs: Any) -> bool:
+    """A 200 that carries no reply: no choices, or a choice whose content is null or blank."""
+    if not outputs:
+        return True
+    texts = [o.get("text") if isinstance(o, dict) else o for o in outputs]
+    return any(t is None or (isinstance(t, str) and not t.strip()) for t in texts)
+
+
+RETRY_BASE = 0.25  # seconds before the first retry; doubled for each next one, at most 8 s
+
+
+def _name(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"{exc.__class__.__name__} {status}" if status else exc.__class__.__name__
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another try: no connection, a timeout, rate limiting, or a server-side error."""
+    import openai
+    from litellm import exceptions as lx
+
+    kinds = (
+        lx.APIConnectionError,
+        lx.Timeout,
+        lx.RateLimitError,
+        lx.InternalServerError,
+        lx.ServiceUnavailableError,
+        openai.APIConnectionError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+        httpx.TransportError,
+    )
+    for err in _chain(exc):
+        status = getattr(err, "status_code", None)
+        if isinstance(err, kinds) or (isinstance(status, int) and (status == 429 or status >= 500)):
+            return True
+    return False
+
+
+# Items whose requests all failed to connect, in a row across items, before the endpoint counts as
+# down: a dead endpoint fails every in-flight item at once; one that drops a fifth of its connections
+# fails 8 in a row about once in 400,000 items.
+DOWN_AFTER = 8
+
+
+class ItemConnectionError(RuntimeError):
+    """One item's request could not connect after its retries, while other items still get through:
+    that item's failure (redone on resume), not a dead endpoint."""
+
+
+def _connection_failure(exc: BaseException) -> bool:
+    """A refused or dropped connection (not a timeout, not a rejected key or an unknown model)."""
+    import openai
+    from litellm import exceptions as lx
+
+    chain = _chain(exc)
+    if any(isinstance(err, (lx.Timeout, openai.APITimeoutError, httpx.TimeoutException)) for err in chain):
+        return False
+    kinds = (lx.APIConnectionError, openai.APIConnectionError, httpx.ConnectError, httpx.RemoteProtocolError)
+    return any(isinstance(err, kinds) or "connection error" in str(err).lower() for err in chain)
 
 
 def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: Ledger | None = None) -> dspy.LM:
@@ -168,14 +261,14 @@ def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: Ledger 
         temperature=role.temperature,
         max_tokens=role.max_tokens,
         timeout=role.timeout,
-        num_retries=role.retries,
+        num_retries=0 if ledger is not None else role.retries,
         cache=False,
         # DSPy may send only `max_completion_tokens`, which llama-cpp-python's server ignores; an
         # unbounded reply from a small model runs to the end of its context. Send both.
         extra_body={"max_tokens": role.max_tokens},
         **extra,
     )
-    lm.role, lm.ledger = name, ledger
+    lm.role, lm.ledger, lm.retries = name, ledger, role.retries
     return lm
 
 
@@ -262,6 +355,8 @@ def systemic_error(exc: BaseException, *, role: str) -> TutelageError | None:
         httpx.ConnectError,
     )
     chain = _chain(exc)
+    if any(isinstance(err, ItemConnectionError) for err in chain):
+        return None  # other items still connect: this item's failure
     # LiteLLM's Timeout subclasses its APIConnectionError: a slow item is that item's failure, not a
     # dead endpoint (a dead one refuses the connection, which is still systemic).
     if any(isinstance(err, (lx.Timeout, openai.APITimeoutError, httpx.TimeoutException)) for err in chain):

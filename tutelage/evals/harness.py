@@ -46,6 +46,10 @@ class EvalResult:
 
 R = TypeVar("R")
 
+# Journaled failures that are redone on resume: the item's request never reached the model
+# (``tutelage.agents.lm.ItemConnectionError``), so its failure says nothing about the item.
+RETRY_PREFIX = "ItemConnectionError:"
+
 
 class Item(Protocol):
     """Anything with a stable id (a Task, a Lesson being verified)."""
@@ -94,7 +98,12 @@ def run_tasks(
 
     ``record`` is the dataclass ``solve`` returns (it has a ``task_id``); it is what the journal holds.
     """
-    done = load_journal(journal, record)
+    # An item whose request could not connect is redone: the endpoint was down, not the item wrong.
+    done = {
+        i: r
+        for i, r in load_journal(journal, record).items()
+        if not str(getattr(r, "error", None) or "").startswith(RETRY_PREFIX)
+    }
     todo = [t for t in tasks if t.id not in done]
     lock = threading.Lock()
     total = len(tasks)

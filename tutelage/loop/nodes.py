@@ -20,7 +20,7 @@ from langgraph.runtime import Runtime
 from tutelage.agents.build import build_student
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.agents.teacher import Diagnosis, Teacher, TeacherAsk
-from tutelage.errors import BudgetExhausted
+from tutelage.errors import BudgetExhausted, DataError
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.stats import paired_sign_test
 from tutelage.evals.suites import Task
@@ -109,6 +109,9 @@ def _evaluate(
         journal=journal,
         on_progress=ctx.reporter.update,
     )
+    graded = [a for a in attempts if not (a.error or "").startswith("grader:")]
+    if attempts and not graded:  # a broken grader would otherwise read as a student scoring 0%
+        raise DataError(f"the grader failed on all {len(attempts)} items of {label}: {attempts[0].error}")
     return accuracy(attempts).accuracy
 
 
