@@ -85,6 +85,40 @@ def test_server_does_not_outlive_a_killed_run() -> None:
     pytest.fail("the llama.cpp server outlived the process that started it")
 
 
+@pytest.mark.parametrize("thread", ["main", "worker"])
+def test_a_parent_killed_while_the_model_loads_takes_the_server_with_it(thread: str) -> None:
+    # Finding 9: the child recorded its parent only after loading the model; a parent killed during
+    # loading left a server running forever (parent pid 1).
+    code = (
+        "import os, signal, threading, time\n"
+        "from tutelage.agents import LocalServer\n"
+        "s = LocalServer(parallel=1)\n"
+        "def die():\n"
+        "    while s._proc is None: time.sleep(0.001)\n"
+        "    print(s._proc.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"if {thread == 'main'!r}:\n"
+        "    threading.Thread(target=die).start(); s.start()\n"
+        "else:\n"
+        "    threading.Thread(target=s.start, daemon=True).start(); die()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":  # gone, not yet reaped
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the llama.cpp server outlived a parent killed while it loaded the model")
+
+
 def test_ctrl_c_stops_the_server_with_the_run() -> None:
     code = (
         "import signal, time\n"

@@ -1,7 +1,9 @@
 """Child-process entry point that serves a GGUF model with llama.cpp's own server (xllamacpp).
 
-Run as ``python -m tutelage.agents._llamacpp_main --model F --port P``. It exits on SIGTERM, or by
-itself when the parent process that started it goes away, so no server outlives a killed run.
+Run as ``python -m tutelage.agents._llamacpp_main --model F --port P --parent PID``. It exits on
+SIGTERM, or by itself when the parent process that started it goes away, at any moment (model loading
+included), so no server outlives a killed run: the parent's pid comes on the command line, a watcher
+thread starts before anything else, and with ``--deathsig`` the kernel kills the child with its parent.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
+
+PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx-per-slot", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--alias", default="local")
+    parser.add_argument("--parent", type=int, default=None)
+    parser.add_argument("--deathsig", action="store_true")
     args = parser.parse_args(argv)
+    parent = args.parent or os.getppid()
+    if args.deathsig:  # only asked for when the parent's main thread started us (the kernel ties the
+        _die_with_parent()  # signal to the thread that forked, not to the process)
+    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the watcher started
+        os._exit(0)
 
     import xllamacpp as xlc
 
@@ -39,13 +52,28 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(f"listening {server.listening_address}\n")
     sys.stdout.flush()
 
-    parent = os.getppid()
     # Replace llama.cpp's handlers: the parent decides when the server stops.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch(parent)
+    return 0
+
+
+def _watch(parent: int) -> None:
+    """Exit the whole process as soon as ``parent`` is no longer this process's parent."""
     while os.getppid() == parent:
-        time.sleep(0.5)
+        time.sleep(0.2)
     os._exit(0)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the watcher thread still ends the server
+        pass
 
 
 if __name__ == "__main__":

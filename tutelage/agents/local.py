@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -88,7 +90,11 @@ class LocalServer:
             str(self.parallel),
             "--ctx-per-slot",
             str(self.ctx_per_slot),
+            "--parent",
+            str(os.getpid()),
         ]
+        if threading.current_thread() is threading.main_thread():
+            cmd.append("--deathsig")  # the kernel kills it with us (tied to the forking thread)
         sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             # A session of its own: Ctrl-C reaches the run, which stops the server; llama.cpp's own
