@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; } || \
 		echo "warning: could not install chromium; the report render test will be skipped"
+	# The Python tool runs model-written snippets in bubblewrap (no network, no host files).
+	command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q bubblewrap; } || \
+		echo "warning: could not install bubblewrap; the Python tool needs agent.python_sandbox: none"
 	touch $(STAMP)
 
 install: $(STAMP)

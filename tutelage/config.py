@@ -307,6 +307,10 @@ class AgentConfig(_Frozen):
     max_steps: int = Field(6, ge=1, le=50)
     python_timeout: float = Field(5.0, gt=0.0, le=300.0)
     python_memory_mb: int = Field(256, ge=32, le=65536)
+    # ``bwrap``: the Python tool's snippets run in a bubblewrap jail (no network, no host files, no
+    # host processes); a run refuses to start without bubblewrap. ``none``: limits and an audit hook
+    # only, a guard against a model's accidents and not against a hostile one.
+    python_sandbox: Literal["bwrap", "none"] = "bwrap"
 
 
 Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "none"]

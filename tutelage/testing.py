@@ -147,21 +147,31 @@ class ScriptedServer:
                     time.sleep(HANG_SECONDS)
                     self._send(200, {"error": {"message": "too late"}})
                 elif status == "not_json":
-                    data = b"<html>502 Bad Gateway</html>"
+                    page = b"<html>502 Bad Gateway</html>"
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Content-Length", str(len(page)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    self.wfile.write(page)
                 elif status in ("empty_choices", "null_content"):
                     empty = status == "empty_choices"
                     message = {"role": "assistant", "content": None}
                     choices = [] if empty else [{"index": 0, "message": message, "finish_reason": "stop"}]
-                    self._send(200, {"id": "x", "object": "chat.completion", "created": 0,
-                                     "model": server.model, "choices": choices,
-                                     "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}})
+                    self._send(
+                        200,
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": server.model,
+                            "choices": choices,
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1},
+                        },
+                    )
                 elif status == "huge":  # a 1 MB reply
                     self._send(200, _completion(body, server.model, "x" * 2**20, len(server.requests)))
+                elif isinstance(status, str):
+                    raise ValueError(f"unknown fault {status!r}; known: {', '.join(FAULTS)}")
                 elif status != 200:
                     self._send(
                         status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}}

@@ -7,9 +7,21 @@ from typing import Any
 from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram
 from tutelage.config import RunConfig
+from tutelage.errors import ConfigError
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.tools.sandbox import SandboxUnavailable, require_bwrap
 
-__all__ = ["build_student"]
+__all__ = ["build_student", "require_tools"]
+
+
+def require_tools(cfg: RunConfig) -> None:
+    """Refuse, with one line, a student whose tools cannot run safely here (no bubblewrap)."""
+    agent = cfg.agent
+    if agent.kind == "react" and "python" in agent.tools and agent.python_sandbox == "bwrap":
+        try:
+            require_bwrap()
+        except SandboxUnavailable as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def build_student(
@@ -26,6 +38,7 @@ def build_student(
         >>> student = build_student(cfg, instructions=suite.instruction, memory=store,  # doctest: +SKIP
         ...                         choices=suite.labels, scope=suite.name)
     """
+    require_tools(cfg)
     mem, agent = cfg.memory, cfg.agent
     common: dict[str, Any] = {
         "memory": memory,
@@ -44,5 +57,6 @@ def build_student(
         max_steps=agent.max_steps,
         python_timeout=agent.python_timeout,
         python_memory_mb=agent.python_memory_mb,
+        python_sandbox=agent.python_sandbox,
         **common,
     )

@@ -51,7 +51,15 @@ def summarize(calls: Iterable[Call]) -> dict[str, dict[str, Any]]:
     for c in calls:
         row = out.setdefault(
             c.role,
-            {"calls": 0, "failures": 0, "retries": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0},
+            {
+                "calls": 0,
+                "failures": 0,
+                "retries": 0,
+                "tokens_in": 0,
+                "tokens_out": 0,
+                "usd": 0.0,
+                "seconds": 0.0,
+            },
         )
         row["calls"] += 1  # every request sent, retries included
         retried = (c.error or "").endswith(RETRIED)

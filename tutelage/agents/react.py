@@ -21,7 +21,7 @@ from tutelage.evals.metrics import closest_choice
 from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.tools.calculator import calculate
-from tutelage.tools.sandbox import run_python
+from tutelage.tools.sandbox import Isolation, require_bwrap, run_python
 
 __all__ = ["REACT_FORMAT", "TOOL_NAMES", "ReActStudent", "Step", "StepLimitError", "parse_step"]
 
@@ -46,7 +46,7 @@ You then get the tool's result as "Observation: <result>". When you know the ans
 Thought: <why>
 Answer: <the final answer only>"""
 
-_SETTINGS = ("tools", "max_steps", "python_timeout", "python_memory_mb")
+_SETTINGS = ("tools", "max_steps", "python_timeout", "python_memory_mb", "python_sandbox")
 
 
 def _label_pattern(*words: str) -> str:
@@ -187,6 +187,7 @@ class ReActStudent(StudentProgram):
         max_steps: int = 6,
         python_timeout: float = 5.0,
         python_memory_mb: int = 256,
+        python_sandbox: Isolation = "bwrap",
         **policy: Any,
     ) -> None:
         super().__init__(instructions, **policy)
@@ -199,6 +200,9 @@ class ReActStudent(StudentProgram):
         self.max_steps = max_steps
         self.python_timeout = python_timeout
         self.python_memory_mb = python_memory_mb
+        self.python_sandbox = python_sandbox
+        if "python" in self.tools and python_sandbox == "bwrap":
+            require_bwrap()  # refuse to start, rather than fail every snippet later
 
     def available_tools(self) -> list[str]:
         """The tools offered to the model (``lessons`` only when there is a memory to search)."""
@@ -230,7 +234,12 @@ class ReActStudent(StudentProgram):
         if name == "calculator":
             return calculate(tool_input), []
         if name == "python":
-            result = run_python(tool_input, timeout=self.python_timeout, memory_mb=self.python_memory_mb)
+            result = run_python(
+                tool_input,
+                timeout=self.python_timeout,
+                memory_mb=self.python_memory_mb,
+                isolation=self.python_sandbox,
+            )
             return result.text, []
         return self._lessons(tool_input)
 

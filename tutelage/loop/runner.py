@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from tutelage.agents.build import require_tools
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
@@ -97,6 +98,7 @@ def _progress(saver: SqliteSaver, config: dict[str, Any]) -> str:
 def _drive(
     paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
 ) -> RunResult:
+    require_tools(cfg)
     suite = load_suite(cfg.suite)
     if not suite.train or not suite.dev:
         raise DataError(

@@ -1,25 +1,22 @@
-"""Run a model's Python snippet in a separate, limited process and return what it printed.
+"""Run a model's Python snippet in a separate, isolated process and return what it printed.
 
-What it does: each snippet runs in a fresh ``python -I`` process (no user site, no ``PYTHON*``
-variables, no current directory on ``sys.path``) with a minimal environment (no proxies, no keys;
-``HOME`` and ``TMPDIR`` are the snippet's directory), in a new empty temporary directory that is
-deleted afterwards, under a wall-clock timeout and ``setrlimit`` limits on CPU time, address space
-(memory), the size of any file written (printed output included) and core dumps (none). Before the
-snippet runs, an audit hook (PEP 578) refuses sockets and name lookups (no network, not even
-127.0.0.1), new processes (``subprocess``, ``os.system``, ``exec``, ``fork``, ``spawn``), signals,
-raising the limits, calling C functions through ``ctypes``, writing, deleting or renaming files
-outside the temporary directory, and opening files outside it, the Python installation, ``/usr``,
-``/lib`` and ``/dev`` (so a snippet cannot read the project's data or the run directory). The output
-is cut to ``max_output`` characters; a failure comes back as one short line (``timed out after 5 s``,
-``memory limit (256 MB) exceeded``, or the last line of the traceback).
+The isolation is bubblewrap's (Debian's ``bubblewrap``, the sandbox Flatpak uses), not Python's:
+each snippet runs in ``python -I`` inside new PID, network, IPC and UTS namespaces, in a root file
+system that holds only ``/usr``, the Python installation (read-only) and a fresh working directory (a
+private, empty ``/tmp``; no ``/home``, no project, no run directory, no host ``/proc``: the snippet sees
+only its own processes, so it cannot read ``/proc/PPID/environ`` and its keys). Run as root, the
+snippet drops to ``nobody``. Limits (``setrlimit``): CPU time, address space (memory), the size of any
+file written (printed output included), the number of processes (a fork bomb stops at 32), no core
+dumps. When the wall-clock timeout fires, the sandbox's PID namespace dies with everything in it, so
+nothing a snippet starts outlives its call. On top of that, an audit hook (PEP 578) turns the common
+accidents (a stray ``requests.get``, ``subprocess.run``, writing a file elsewhere) into one short,
+clear error; it is a courtesy, not the boundary: switching it off from inside gains nothing.
 
-What it does not guarantee: this is a guard against the accidents of a model's snippets (an
-infinite loop, a huge list, a stray ``requests.get``, a file written into the project), not a
-security boundary against a hostile author. Audit hooks can be bypassed by code that sets out to
-(PEP 578 says so: ``_posixsubprocess.fork_exec``, memory tricks through an extension module, paths
-relative to a ``dir_fd``); directory listings are not restricted; threads are allowed and share
-the limits; and the process runs as the same user, with the same kernel view, as tutelage. Code
-from an untrusted source needs a container, a VM or a seccomp/namespace jail (nsjail, gVisor).
+``isolation="none"`` (``agent.python_sandbox: none``) runs the same child with the limits and the audit
+hook only, for machines without bubblewrap: that is a guard against accidents, not against a hostile
+author (PEP 578 says audit hooks can be bypassed). The output is cut to ``max_output`` characters; a
+failure comes back as one short line (``timed out after 5 s``, ``memory limit (256 MB) exceeded``, or
+the last line of the traceback).
 
 Example:
     >>> run_python("print(6 * 7)").text
@@ -31,14 +28,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Literal
 
-__all__ = ["SandboxResult", "run_python"]
+__all__ = ["SandboxResult", "SandboxUnavailable", "require_bwrap", "run_python"]
 
 # Runs in the child before the snippet (read from stdin): limits first, then the audit hook.
 _BOOT = r"""
@@ -50,8 +48,13 @@ def _limit(kind, value):
     resource.setrlimit(kind, (value, value))
 
 root = os.path.realpath(sys.argv[1])
-memory, cpu, fsize = (int(x) for x in sys.argv[2:5])
+memory, cpu, fsize, nproc = (int(x) for x in sys.argv[2:6])
 source = sys.stdin.read()
+if os.getuid() == 0 and sys.argv[6] == "bwrap":  # root inside bubblewrap: become nobody, so that the
+    os.setgroups([])                              # process limit holds (root is exempt from it)
+    os.setgid(65534)
+    os.setuid(65534)
+_limit(resource.RLIMIT_NPROC, nproc)
 _limit(resource.RLIMIT_CORE, 0)
 _limit(resource.RLIMIT_FSIZE, fsize)
 hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
@@ -104,7 +107,7 @@ sys.addaudithook(_hook)
 tree = ast.parse(source, "<snippet>")
 last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
 scope = {"__name__": "__main__", "__builtins__": __builtins__}
-del _limit, hard, memory, cpu, fsize, source
+del _limit, hard, memory, cpu, fsize, nproc, source
 exec(compile(tree, "<snippet>", "exec"), scope)
 if last is not None:  # like a REPL: show the value of a final bare expression
     value = eval(compile(ast.Expression(last.value), "<snippet>", "eval"), scope)
@@ -120,6 +123,64 @@ _ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+
+
+Isolation = Literal["bwrap", "none"]
+MAX_PROCESSES = 32
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is not installed: the Python tool cannot be isolated here."""
+
+
+def require_bwrap() -> str:
+    """The path of ``bwrap``, or ``SandboxUnavailable`` with the one line a user needs."""
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(
+            "the Python tool runs snippets in bubblewrap, which is not installed: install it "
+            "(`apt-get install bubblewrap`, or `make install`), drop `python` from agent.tools, or set "
+            "agent.python_sandbox: none (limits and an audit hook only; not for untrusted models)"
+        )
+    return path
+
+
+def _bwrap_argv(bwrap: str, workdir: str) -> list[str]:
+    """A bubblewrap jail: the Python installation and /usr read-only, the working directory writable."""
+    argv = [bwrap, "--die-with-parent", "--new-session", "--clearenv"]
+    argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if os.geteuid() != 0:
+        argv += ["--unshare-user"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    made: set[str] = {"/", "/tmp", "/proc", "/dev"}
+    python = os.path.dirname(os.path.realpath(sys.executable))
+    reads = [
+        "/usr",
+        "/etc/ld.so.cache",
+        "/etc/localtime",
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        python,
+    ]
+    binds = [(p, "--ro-bind") for p in dict.fromkeys(os.path.realpath(r) for r in reads) if os.path.exists(p)]
+    binds.append((os.path.realpath(workdir), "--bind"))
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):  # merged /usr: keep the links
+            argv += ["--symlink", os.readlink(top), top]
+            made.add(top)
+    for path, how in sorted(binds, key=lambda b: b[0].count("/")):
+        if any(path == m or path.startswith(m.rstrip("/") + "/") for m in made if m != "/" and m != "/tmp"):
+            continue  # already inside a bound tree
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):  # the ancestors, traversable (bubblewrap would make them 0700)
+            parent = "/" + "/".join(parts[:i])
+            if parent not in made:
+                argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        argv += [how, path, path]
+        made.add(path)
+    return argv + ["--chdir", os.path.realpath(workdir)]
 
 
 @dataclass(frozen=True)
@@ -172,6 +233,7 @@ def run_python(
     memory_mb: int = 256,
     file_mb: int = 16,
     max_output: int = 2000,
+    isolation: Isolation = "bwrap",
 ) -> SandboxResult:
     """Run ``code`` in a limited child process; every failure is returned, never raised.
 
@@ -190,6 +252,18 @@ def run_python(
     ):
         argv = [sys.executable, "-I", "-c", _BOOT, workdir]
         argv += [str(memory_mb * 2**20), str(max(1, math.ceil(timeout))), str(file_mb * 2**20)]
+        argv += [str(MAX_PROCESSES), isolation]
+        env = {**_ENV, "HOME": workdir, "TMPDIR": workdir}
+        if isolation == "bwrap":
+            try:
+                jail = _bwrap_argv(require_bwrap(), workdir)
+            except SandboxUnavailable as exc:
+                return SandboxResult("", str(exc))
+            for key, value in env.items():
+                jail += ["--setenv", key, value]
+            argv = [*jail, "--", *argv]
+            if os.geteuid() == 0:
+                os.chown(workdir, 65534, 65534)  # the snippet runs as nobody
         try:
             proc = subprocess.Popen(
                 argv,
@@ -197,7 +271,7 @@ def run_python(
                 stdout=out,
                 stderr=err,
                 cwd=workdir,
-                env={**_ENV, "HOME": workdir, "TMPDIR": workdir},
+                env=env,
                 start_new_session=True,
             )
         except OSError as exc:
