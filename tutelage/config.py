@@ -535,5 +535,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        where = f"{source} with --set {' '.join(overrides)}" if overrides else str(source)
-        raise ConfigError(_describe(exc, where)) from None
+        raise ConfigError(_describe(exc, _culprit(exc, source, overrides or []))) from None
+
+
+def _culprit(err: ValidationError, source: Path, overrides: list[str]) -> str:
+    """Where a bad value came from: the ``--set`` that wrote its key (the last one wins), else the file."""
+    loc = ".".join(str(p) for p in err.errors()[0]["loc"])
+    for item in reversed(overrides):
+        key = item.split("=", 1)[0].strip()
+        if loc and (loc == key or loc.startswith(key + ".") or key.startswith(loc + ".")):
+            return f"{source} with --set {item}"
+    return str(source)

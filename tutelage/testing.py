@@ -26,7 +26,15 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ChromaServer", "HashEmbedder", "ScriptedServer", "last_demo_answer"]
+__all__ = [
+    "FAULTS",
+    "ChromaServer",
+    "HashEmbedder",
+    "ScriptedServer",
+    "last_demo_answer",
+    "run_cli",
+    "run_fingerprint",
+]
 
 Reply = Callable[[dict[str, Any]], str]
 
@@ -296,3 +304,49 @@ class ChromaServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def run_fingerprint(run_dir: str | Path, embedder: Any = None) -> dict[str, Any]:
+    """What a run ended with, to compare a killed-and-resumed run with an uninterrupted one: the test
+    and dev scores, each round's decision and lesson count, and every lesson's id and status."""
+    from tutelage.config import load_config
+    from tutelage.loop.rundir import RunPaths
+    from tutelage.loop.runner import open_memory
+
+    paths = RunPaths(Path(run_dir))
+    metrics = json.loads(paths.metrics.read_text())
+    memory = open_memory(paths, load_config(paths.config), embedder)
+    return {
+        "test": metrics["test_accuracy"],
+        "dev": metrics["dev_accuracy"],
+        "rounds": [
+            (r["round"], r.get("dev_accuracy"), r.get("decision"), r["lessons"]) for r in metrics["rounds"]
+        ],
+        "lessons": sorted((x.id, x.status) for x in memory.all()),
+    }
+
+
+def run_cli(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    kill_after: float | None = None,
+    timeout: float = 600.0,
+) -> int:
+    """Run ``python -m tutelage.cli ARGS`` in a child process; with ``kill_after``, SIGKILL it after
+    that many seconds. Returns its exit status (``-9`` when it was killed)."""
+    import os
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tutelage.cli", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc.wait(timeout=kill_after if kill_after is not None else timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return proc.returncode
