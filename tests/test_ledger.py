@@ -50,6 +50,7 @@ def test_ledger_totals_continue_across_a_resume_and_price_each_role(tmp_path: Pa
     assert totals["student"] == {
         "calls": 1,
         "failures": 1,
+        "retries": 0,
         "tokens_in": 0,
         "tokens_out": 0,
         "usd": 0.0,
