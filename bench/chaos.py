@@ -78,7 +78,8 @@ DEAD = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 def _overrides(root: Path, student: str, teacher: str, *extra: str) -> list[str]:
     return [
         f"runs_dir={root / 'runs'}", "name=chaos", "student.provider=openai", f"student.api_base={student}",
-        "student.model=student", "teacher.provider=openai", f"teacher.api_base={teacher}", "teacher.model=teacher",
+        "student.model=student", "teacher.provider=openai", f"teacher.api_base={teacher}",
+        "teacher.model=teacher",
         "memory.embedder.provider=openai", f"memory.embedder.api_base={student}", *SMALL, *extra,
     ]  # fmt: skip
 
@@ -103,20 +104,19 @@ def kills(n: int, rng: random.Random, work: Path) -> tuple[Counter[str], list[st
         assert run_cli(["run", str(straight)]) == 0, "the uninterrupted run failed"
         span = time.monotonic() - began
         want = run_fingerprint(load_config(straight).run_dir)
-        nodes_hit: set[str] = set()
+        nodes_hit: Counter[str] = Counter()
         for i in range(n):
             path = _config_file(work / f"kill-{i}", s.api_base, t.api_base)
             run_dir = load_config(path).run_dir
             if i % 2 == 0:
                 at = rng.uniform(0.3, span)
                 how, code = f"at {at:.1f} s", run_cli(["run", str(path)], kill_after=at)
-            else:
-                node = rng.choice(NODES)
-                when = rng.choice(["start", "end", f"middle:{rng.randint(1, 4)}"])
+            else:  # every node in turn, at a random moment of it
+                node = NODES[(i // 2) % len(NODES)]
+                when = rng.choice(["start", "end", f"middle:{rng.randint(1, 3)}"])
                 how, code = f"{node}:{when}", run_cli(["run", str(path)], env={ENV: f"{node}:{when}"})
-                nodes_hit.add(node)
-            if code == 0 and not (run_dir / "checkpoints.sqlite").exists():
-                counts["tried"] -= 0  # cannot happen: a finished run has checkpoints
+            if code == -9:
+                nodes_hit[_where(run_dir)] += 1
             if rng.random() < 0.3 and run_dir.exists():  # kill the resume too
                 run_cli(["resume", str(run_dir)], kill_after=rng.uniform(0.5, span))
             counts["tried"] += 1
@@ -129,10 +129,29 @@ def kills(n: int, rng: random.Random, work: Path) -> tuple[Counter[str], list[st
             counts["handled" if ok else "failed"] += 1
             if not ok:
                 notes.append(f"kill {i} ({how}): resumed run differs from the uninterrupted one ({run_dir})")
-        notes.append(
-            f"kills: uninterrupted run {span:.1f} s; failpoints hit {len(nodes_hit)} of {len(NODES)} nodes"
-        )
+        hit = sorted(n for n in nodes_hit if n in NODES)
+        notes.append(f"kills: uninterrupted run {span:.1f} s; killed in {len(hit)} of {len(NODES)} nodes")
+        notes.append(f"kills by node: {dict(nodes_hit)}")
     return counts, notes
+
+
+def _where(run_dir: Path) -> str:
+    """The node a kill interrupted, from the run's last checkpoint (its pending task)."""
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from tutelage.loop.graph import build_graph
+    from tutelage.loop.runner import THREAD
+
+    if not (run_dir / "checkpoints.sqlite").exists():
+        return "before the first checkpoint"
+    conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    try:
+        tasks = build_graph(SqliteSaver(conn)).get_state(THREAD).tasks
+    finally:
+        conn.close()
+    return tasks[0].name if tasks else "before the first checkpoint"
 
 
 def _only_run(path: Path) -> Path:
@@ -199,8 +218,10 @@ def faults(work: Path) -> tuple[Counter[str], list[str]]:
 
 HOSTILE = [
     "", "-1", "0", "1e309", ".inf", "-.inf", ".nan", "[1, 2", "{a: 1}", "null", "~", "true", "[]", "{}",
-    "../../etc", "/abs/path", "\\0", "'\\x00'", "ü" * 600, "9" * 40, "- - -", "*anchor", "&a [*a]", "!!python/object:os.system",
-    "'\"", "0x1F", "1_000", "2026-12-01", "[[[[[[]]]]]]", "%s%s%s", "{{ x }}", "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"),
+    "../../etc", "/abs/path", "\\0", "'\\x00'", "ü" * 600, "9" * 40, "- - -", "*anchor", "&a [*a]",
+    "!!python/object:os.system",
+    "'\"", "0x1F", "1_000", "2026-12-01", "[[[[[[]]]]]]", "%s%s%s", "{{ x }}",
+    "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"),
 ]  # fmt: skip
 SKIP_KEYS = ("provider", "api_base", "api_key_env", "runs_dir", "url", "mlflow", "embedder")
 
@@ -336,12 +357,14 @@ def sandbox(work: Path) -> tuple[Counter[str], list[str]]:
             ),
             "writing into the Python installation": (
                 UNGUARD
-                + "import os\nopen(os.path.realpath(os.sys.prefix) + '/owned', 'w').write('x')\nprint('wrote')",
+                + "import os\nopen(os.path.realpath(os.sys.prefix) + '/owned', 'w').write('x')\n"
+                + "print('wrote')",
                 lambda r: "wrote" not in r.output and not (Path(sys.prefix).resolve() / "owned").exists(),
             ),
             "a process that outlives the snippet": (
                 UNGUARD
-                + f"import subprocess\nsubprocess.Popen(['/usr/bin/sleep', '{marker}'], start_new_session=True)",
+                + "import subprocess\n"
+                + f"subprocess.Popen(['/usr/bin/sleep', '{marker}'], start_new_session=True)",
                 lambda r: _gone(marker),
             ),
             "a fork bomb": (
@@ -397,7 +420,7 @@ def main() -> int:
         rows.append((name, counts, time.monotonic() - began))
         notes += more
         print(f"{name}: {dict(counts)} in {time.monotonic() - began:.0f} s", flush=True)
-    print(f"\n| class | tried | handled | failed | seconds |\n|---|---|---|---|---|")
+    print("\n| class | tried | handled | failed | seconds |\n|---|---|---|---|---|")
     for name, counts, seconds in rows:
         print(f"| {name} | {counts['tried']} | {counts['handled']} | {counts['failed']} | {seconds:.0f} |")
     total = Counter[str]()

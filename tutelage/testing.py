@@ -71,6 +71,10 @@ class _Httpd(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the standard library's 5 resets connections under concurrent load
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up (a timeout)
+            super().handle_error(request, client_address)
+
 
 class ScriptedServer:
     """An OpenAI-compatible server on 127.0.0.1 whose replies come from a Python function.
