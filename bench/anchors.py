@@ -46,9 +46,9 @@ from typing import Any
 
 import tutelage  # before dspy/chromadb/transformers: sets the offline LiteLLM/HF/telemetry defaults
 from tutelage.agents.ledger import Ledger
-from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import make_solver
 from tutelage.api import load_memory
+from tutelage.backends import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import TutelageError
 from tutelage.evals.baselines import BASELINES, build_baseline

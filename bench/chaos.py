@@ -142,13 +142,17 @@ def _where(run_dir: Path) -> str:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from tutelage.loop.graph import build_graph
-    from tutelage.loop.runner import THREAD
+    from tutelage.rundir import RunPaths
 
     if not (run_dir / "checkpoints.sqlite").exists():
         return "before the first checkpoint"
     conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
-        tasks = build_graph(SqliteSaver(conn)).get_state(THREAD).tasks
+        tasks = (
+            build_graph(SqliteSaver(conn))
+            .get_state({"configurable": {"thread_id": RunPaths(run_dir).thread_id}})
+            .tasks
+        )
     finally:
         conn.close()
     return tasks[0].name if tasks else "before the first checkpoint"

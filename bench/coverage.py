@@ -34,9 +34,9 @@ import tutelage  # noqa: F401  (first: sets the offline LiteLLM/HF/telemetry def
 from tutelage.api import kept_program, load_memory
 from tutelage.config import load_config
 from tutelage.evals.suites import Task, load_suite
-from tutelage.loop.rundir import RunPaths
 from tutelage.memory.embed import build_embedder
 from tutelage.memory.query import LessonFilter
+from tutelage.rundir import RunPaths
 
 
 def unit(vectors: list[list[float]]) -> npt.NDArray[np.float32]:

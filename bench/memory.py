@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 import tutelage  # before chromadb/transformers: sets the offline LiteLLM/HF/telemetry defaults
 from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.chroma import _where as chroma_where
 from tutelage.memory.lesson import Lesson, LessonKind
 from tutelage.memory.query import LessonFilter
 
@@ -339,7 +340,7 @@ def bench_size(
     # the same filtered query straight on the collection, ids and distances only (no records back)
     vectors = emb.embed(queries)
     for vec, f in zip(vectors, filters, strict=True):
-        where = f.narrowed(kind="example").to_where()
+        where = chroma_where(f.narrowed(kind="example"))
         _time(
             lambda vec=vec, where=where: timed._col.query(  # type: ignore[misc]
                 query_embeddings=[vec], n_results=4, where=where, include=["distances"]

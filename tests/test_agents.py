@@ -9,16 +9,17 @@ from tutelage.agents import (
     PlainChatAdapter,
     StudentProgram,
     Teacher,
-    build_lm,
     lessons_from,
     make_solver,
     parse_reply,
 )
 from tutelage.agents.signatures import Solve
+from tutelage.backends import build_lm
 from tutelage.config import RoleConfig
 from tutelage.errors import EndpointError
 from tutelage.evals import Attempt, Task, label_match
-from tutelage.memory import ChromaLessonStore, Lesson
+from tutelage.memory import Lesson
+from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 

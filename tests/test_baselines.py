@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tutelage.agents import StudentProgram, build_lm, make_solver
+from tutelage.agents import StudentProgram, make_solver
+from tutelage.backends import build_lm
 from tutelage.config import RoleConfig, SuiteConfig
 from tutelage.errors import ConfigError
 from tutelage.evals.baselines import build_baseline, train_store_path

@@ -11,7 +11,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from tutelage.cli import app
-from tutelage.memory import ChromaLessonStore, Lesson, location
+from tutelage.memory import Lesson, location
+from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 runner = CliRunner(env={"COLUMNS": "200"})  # a wide terminal: table cells stay on one line

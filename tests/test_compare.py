@@ -8,13 +8,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tutelage.cli_report import compare_command, report_command
+from tutelage.cli.report import compare_command, report_command
 from tutelage.errors import DataError, RunDirError
 from tutelage.evals.compare import compare, load_scores
 from tutelage.evals.harness import Attempt
 from tutelage.evals.stats import bootstrap_ci, holm, paired_by_slice, paired_compare
 from tutelage.evals.suites import Task, load_suite
-from tutelage.loop.rundir import RunPaths
+from tutelage.rundir import RunPaths
 
 from .conftest import scripted_config
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import tutelage
-from tutelage.agents import LocalServer
+from tutelage.backends.local import LocalServer
 from tutelage.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_two_round_loop_on_the_embedded_model_keeps_a_round_that_improves_dev(tm
 
 def test_server_does_not_outlive_a_killed_run() -> None:
     code = (
-        "from tutelage.agents import LocalServer\n"
+        "from tutelage.backends.local import LocalServer\n"
         "s = LocalServer(parallel=1).start()\n"
         "print(s.port, flush=True)\n"
         "import time; time.sleep(120)\n"
@@ -91,7 +91,7 @@ def test_a_parent_killed_while_the_model_loads_takes_the_server_with_it(thread: 
     # loading left a server running forever (parent pid 1).
     code = (
         "import os, signal, threading, time\n"
-        "from tutelage.agents import LocalServer\n"
+        "from tutelage.backends.local import LocalServer\n"
         "s = LocalServer(parallel=1)\n"
         "def die():\n"
         "    while s._proc is None: time.sleep(0.001)\n"
@@ -125,7 +125,7 @@ def test_ctrl_c_stops_the_server_with_the_run() -> None:
         # A job started in the background with `&` inherits SIGINT ignored; a terminal's foreground
         # process (what this test is about) has Python's default Ctrl-C handling.
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from tutelage.agents import LocalServer\n"
+        "from tutelage.backends.local import LocalServer\n"
         "with LocalServer(parallel=1) as s:\n"
         "    print(s.port, flush=True)\n"
         "    time.sleep(120)\n"

@@ -298,7 +298,7 @@ def test_a_grader_that_fails_on_one_item_fails_that_item_only(tmp_path: Path) ->
 
 def test_eval_with_a_runs_memory_uses_the_kept_program_not_a_rolled_back_one(tmp_path: Path) -> None:
     from tutelage.api import kept_program
-    from tutelage.loop.rundir import RunPaths
+    from tutelage.rundir import RunPaths
 
     paths = RunPaths(tmp_path / "run")
     for n in (0, 1, 2):

@@ -17,7 +17,12 @@ from tutelage.config import load_config
 from tutelage.errors import DataError
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Suite, Task, load_suite
-from tutelage.loop.finetune import (
+from tutelage.memory import Lesson
+from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.leakage import LeakageGuard
+from tutelage.rundir import RunPaths
+from tutelage.testing import HashEmbedder
+from tutelage.train.datasets import (
     export_finetune,
     finetune_dir,
     held_out,
@@ -25,9 +30,6 @@ from tutelage.loop.finetune import (
     validate_sft_row,
     write_round_sets,
 )
-from tutelage.loop.rundir import RunPaths
-from tutelage.memory import ChromaLessonStore, LeakageGuard, Lesson
-from tutelage.testing import HashEmbedder
 
 CFG = load_config(None, ["suite.test_size=40", "teacher.model=teacher-x"])
 runner = CliRunner(env={"COLUMNS": "200"})

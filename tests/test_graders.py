@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import shared_benchmarks
-from tutelage.agents.lm import build_lm
+from tutelage.backends import build_lm
 from tutelage.config import RoleConfig
 from tutelage.evals.graders import (
     GRADERS,

@@ -17,8 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 import tutelage
-from tutelage.agents.lm import build_lm
 from tutelage.agents.student import StudentProgram, make_solver
+from tutelage.backends import build_lm
 from tutelage.cli import app
 from tutelage.config import RoleConfig, load_config
 from tutelage.errors import ConfigError, DataError

@@ -9,8 +9,8 @@ import pytest
 import tutelage
 from tutelage.agents.student import StudentProgram
 from tutelage.loop import LogReporter
-from tutelage.loop.rundir import RunPaths
-from tutelage.loop.runner import open_memory
+from tutelage.memory.location import open_run_memory
+from tutelage.rundir import RunPaths
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 from .conftest import scripted_config
@@ -29,7 +29,9 @@ class KillAt(LogReporter):
 
 def _lessons(run_dir: Path) -> list[str]:
     paths = RunPaths(run_dir)
-    return sorted(x.id for x in open_memory(paths, tutelage.load_config(paths.config), HashEmbedder()).all())
+    return sorted(
+        x.id for x in open_run_memory(paths, tutelage.load_config(paths.config), HashEmbedder()).all()
+    )
 
 
 def test_two_round_loop_writes_metrics_programs_and_report(
@@ -101,7 +103,7 @@ def test_student_load_answers_with_the_runs_program_and_memory(
     result = tutelage.run(
         scripted_config(tmp_path, student_server.api_base, teacher_server.api_base), embedder=HashEmbedder()
     )
-    lesson = open_memory(
+    lesson = open_run_memory(
         RunPaths(result.run_dir), tutelage.load_config(result.run_dir / "config.yaml"), HashEmbedder()
     ).all()[0]
     with tutelage.Student.load(result.run_dir, embedder=HashEmbedder()) as student:
@@ -209,7 +211,7 @@ def test_solved_items_become_examples_only_when_memory_examples_is_attempted(
     assert solved and failed
     stored = [
         x
-        for x in open_memory(paths, tutelage.load_config(paths.config), HashEmbedder()).all()
+        for x in open_run_memory(paths, tutelage.load_config(paths.config), HashEmbedder()).all()
         if x.kind == "example"
     ]
     sources = {x.provenance.source_task_ids[0] for x in stored}

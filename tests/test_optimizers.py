@@ -13,12 +13,14 @@ from typing import Any
 import dspy
 import pytest
 
-from tutelage.agents import LocalServer, StudentProgram, Teacher, build_lm
+from tutelage.agents import StudentProgram, Teacher
+from tutelage.backends import build_lm
+from tutelage.backends.local import LocalServer
 from tutelage.config import LoopConfig, RoleConfig, SuiteConfig, load_config
 from tutelage.errors import EndpointError
 from tutelage.evals import Attempt, Task
 from tutelage.evals.suites import Suite, load_suite
-from tutelage.memory import ChromaLessonStore
+from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.optimizers import CompileContext, Compiled, build_optimizer
 from tutelage.optimizers.gepa import CORRECT, LessonProposer, compose, feedback_metric, split_rules
 from tutelage.testing import HashEmbedder, ScriptedServer

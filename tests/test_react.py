@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 
-from tutelage.agents import StudentProgram, build_lm, make_solver
+from tutelage.agents import StudentProgram, make_solver
 from tutelage.agents.build import build_student
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.react import ReActStudent, parse_step
+from tutelage.backends import build_lm
 from tutelage.config import RoleConfig, load_config
 from tutelage.evals import Attempt, Task, label_match
-from tutelage.memory import ChromaLessonStore, Lesson
+from tutelage.memory import Lesson
+from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 Script = Callable[[dict[str, Any]], str]
@@ -181,7 +183,8 @@ def test_saved_react_program_reloads_with_its_tools_in_a_fresh_process(tmp_path:
     child = textwrap.dedent(
         """
         import json, sys
-        from tutelage.agents import build_lm, make_solver
+        from tutelage.agents import make_solver
+        from tutelage.backends import build_lm
         from tutelage.agents.student import StudentProgram
         from tutelage.config import RoleConfig
         from tutelage.evals import Task, label_match

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 import tutelage
 from tutelage.cli import app
-from tutelage.loop.rundir import RunPaths
-from tutelage.loop.runner import open_memory
+from tutelage.memory.location import open_run_memory
+from tutelage.rundir import RunPaths
 from tutelage.testing import ChromaServer, HashEmbedder, ScriptedServer
 
 from .conftest import scripted_config
@@ -79,7 +79,7 @@ def test_a_second_process_on_the_same_run_gets_one_clear_line_and_changes_nothin
 
 def _snapshot(run_dir: Path) -> dict[str, str]:
     paths = RunPaths(run_dir)
-    store = open_memory(paths, tutelage.load_config(paths.config), HashEmbedder())
+    store = open_run_memory(paths, tutelage.load_config(paths.config), HashEmbedder())
     return {x.id: x.status for x in store.all()}
 
 

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 import tutelage
-from tutelage.cli_report import compare_command, report_command
+from tutelage.cli.report import compare_command, report_command
 from tutelage.evals.compare import load_attempts, load_scores
 from tutelage.evals.report.markdown import CREDIT_RULE
 from tutelage.evals.stats import bootstrap_ci, paired_compare

@@ -6,11 +6,11 @@ from typing import Any
 
 import tutelage
 from tutelage.evals.suites import load_suite
-from tutelage.loop.finetune import export_finetune, validate_preference_row, validate_sft_row
-from tutelage.loop.rundir import RunPaths
-from tutelage.loop.runner import open_memory
+from tutelage.memory.location import open_run_memory
 from tutelage.memory.query import LessonFilter
+from tutelage.rundir import RunPaths
 from tutelage.testing import HashEmbedder, ScriptedServer, last_demo_answer
+from tutelage.train.datasets import export_finetune, validate_preference_row, validate_sft_row
 
 from .conftest import scripted_config, teacher_reply
 
@@ -48,7 +48,7 @@ def test_harmful_lessons_are_rolled_back_and_the_run_never_ends_worse_than_it_st
     assert m["rounds"][0]["dev_accuracy"] == 0.0  # the harmful program really was worse
     assert m["dev_accuracy"]["kept"] == m["dev_accuracy"]["start"] and m["kept_round"] == 0
     assert m["test_accuracy"]["after"] == m["test_accuracy"]["before"]
-    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+    memory = open_run_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
     assert memory.count(status="active") == 0
     strategy = memory.all(LessonFilter(kind="strategy", status=None))[0]
     assert strategy.status == "retired" and strategy.reason.startswith("rolled back: round 1 not accepted")

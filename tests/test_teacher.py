@@ -13,22 +13,23 @@ import pytest
 from typer.testing import CliRunner
 
 import tutelage
-from tutelage.agents.lm import CallJournal, build_lm, replayed
+from tutelage.backends import CallJournal, build_lm, replayed
 from tutelage.cli import app
 from tutelage.config import CurateConfig, RoleConfig, load_config
 from tutelage.errors import ConfigError
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task, load_suite
-from tutelage.loop.rundir import RunPaths
-from tutelage.loop.runner import open_memory
 from tutelage.loop.verify import check_candidates
-from tutelage.memory import ChromaLessonStore, Lesson, curate
+from tutelage.memory import Lesson
 from tutelage.memory.admit import Admission
-from tutelage.memory.curate import rollback_round
+from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.curate import curate, rollback_round
 from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory.location import open_run_memory
 from tutelage.memory.query import LessonFilter
 from tutelage.memory.undo import UndoLog
 from tutelage.optimizers import OPTIMIZERS, Compiled
+from tutelage.rundir import RunPaths
 from tutelage.testing import HashEmbedder, ScriptedServer, last_demo_answer
 
 from .conftest import scripted_config
@@ -125,7 +126,7 @@ def test_a_good_teachers_lessons_reach_the_prompt_and_fix_answers_with_the_defau
             results[mode] = (tutelage.run(cfg, embedder=HashEmbedder()), s.chat_requests(), t.chat_requests())
     (off, _, off_teacher), (on, student_requests, _) = results["off"], results["on"]
     assert not off_teacher  # teacher: off makes no teacher call
-    memory = open_memory(RunPaths(on.run_dir), load_config(on.run_dir / "config.yaml"), HashEmbedder())
+    memory = open_run_memory(RunPaths(on.run_dir), load_config(on.run_dir / "config.yaml"), HashEmbedder())
     synthetic = memory.all(LessonFilter(kind="synthetic"))
     strategies = memory.all(LessonFilter(kind="strategy", status=None))
     assert synthetic and strategies
@@ -203,7 +204,7 @@ def test_a_harmful_teachers_lessons_are_rejected_and_never_shown(tmp_path: Path)
     with ScriptedServer(student) as s, ScriptedServer(harmful) as t:
         cfg = _small_config(tmp_path, suite, s.api_base, t.api_base, "memory.verify=source")
         result = tutelage.run(cfg, embedder=HashEmbedder())
-    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+    memory = open_run_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
     [strategy] = memory.all(LessonFilter(kind="strategy", status=None))  # one text: one lesson
     tasks = load_suite(cfg.suite).by_id()
     assert tasks[strategy.sources[0]].answer != "exchange_rate"
@@ -300,7 +301,7 @@ def finished_run(
     """A one-round run, its memory opened by the CLI with the run's HashEmbedder, and a test item."""
     cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base, "loop.rounds=1")
     result = tutelage.run(cfg, embedder=HashEmbedder())
-    monkeypatch.setattr("tutelage.loop.runner.build_embedder", lambda _cfg: HashEmbedder())
+    monkeypatch.setattr("tutelage.memory.location.build_embedder", lambda _cfg: HashEmbedder())
     leak = next(t.input for t in load_suite(cfg.suite).held_out if len(t.input.split()) >= 12)
     return cfg, result.run_dir, leak
 
@@ -315,7 +316,7 @@ def test_memory_import_into_a_run_refuses_a_lesson_quoting_its_test_items(
     out = CliRunner().invoke(app, ["memory", "import", str(run_dir), str(tmp_path / "in.jsonl")])
     assert out.exit_code == 0, out.output
     assert "added 1, already present 0, refused 1 (quote a held-out item)" in out.output
-    memory = open_memory(RunPaths(run_dir), cfg, HashEmbedder())
+    memory = open_run_memory(RunPaths(run_dir), cfg, HashEmbedder())
     refused, kept = memory.get([bad.id, fine.id])
     assert refused.status == "retired" and refused.reason.startswith("refused: leakage")
     assert kept.status == "active" and kept.reason == "imported from in.jsonl"
@@ -378,7 +379,7 @@ def test_eval_memory_identity_changes_when_a_lesson_is_retired(
 
     cfg = scripted_config(tmp_path, student_server.api_base, teacher_server.api_base, "loop.rounds=1")
     result = tutelage.run(cfg, embedder=HashEmbedder())
-    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+    memory = open_run_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
     first = lessons_digest(memory)
     count = memory.count()
     lesson = memory.all()[0]
@@ -438,7 +439,7 @@ def test_the_teacher_diagnoses_at_most_diagnose_max_failures_a_round_and_all_bec
     result = tutelage.run(cfg, embedder=HashEmbedder())
     assert len(teacher_server.chat_requests()) == 3
     row = result.metrics["rounds"][0]
-    memory = open_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
+    memory = open_run_memory(RunPaths(result.run_dir), cfg, HashEmbedder())
     gold = memory.all(LessonFilter(kind="example", status=None))
     assert row["diagnosed"] > 3 and len(gold) == cfg.loop.batch_size  # every attempted item is an example
     assert row["lessons_by_kind"]["example"] == memory.count(kind="example", status="active")
@@ -486,7 +487,7 @@ def _compile_ctx(lm: Any, store: ChromaLessonStore, *, admit: Any) -> Any:
 
 def test_memory_edit_goes_through_the_leakage_guard(finished_run: tuple[Any, Path, str]) -> None:
     cfg, run_dir, leak = finished_run
-    memory = open_memory(RunPaths(run_dir), cfg, HashEmbedder())
+    memory = open_run_memory(RunPaths(run_dir), cfg, HashEmbedder())
     lesson = memory.all(LessonFilter(kind="example"))[0]
     out = CliRunner().invoke(app, ["memory", "edit", str(run_dir), lesson.id, "--text", leak])
     assert out.exit_code == 1 and "refused: leakage" in out.output and "nothing changed" in out.output

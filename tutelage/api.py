@@ -18,17 +18,19 @@ from typing import Any
 
 import dspy
 
-from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import StudentProgram, make_solver
+from tutelage.backends import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import RunDirError
 from tutelage.evals.graders import JudgeGrader
+from tutelage.evals.report import write_run_report
 from tutelage.evals.suites import Task, bind_judge, load_suite
 from tutelage.loop.progress import Reporter
-from tutelage.loop.rundir import RunPaths
-from tutelage.loop.runner import RunResult, open_memory, resume_run, start_run
-from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.loop.runner import RunResult, resume_run, start_run
 from tutelage.memory.embed import Embedder
+from tutelage.memory.location import open_run_memory
+from tutelage.memory.store import LessonStore
+from tutelage.rundir import RunPaths
 
 __all__ = ["RunResult", "Student", "load_memory", "resume", "run"]
 
@@ -41,14 +43,14 @@ def run(
 ) -> RunResult:
     """Run the self-improvement loop; ``config`` is a RunConfig, a YAML path, or None for the quickstart."""
     cfg = config if isinstance(config, RunConfig) else load_config(config)
-    return start_run(cfg, reporter=reporter, embedder=embedder)
+    return start_run(cfg, reporter=reporter, embedder=embedder, finish=write_run_report)
 
 
 def resume(
     run_dir: str | Path, *, reporter: Reporter | None = None, embedder: Embedder | None = None
 ) -> RunResult:
     """Continue a killed run from its last checkpoint."""
-    return resume_run(run_dir, reporter=reporter, embedder=embedder)
+    return resume_run(run_dir, reporter=reporter, embedder=embedder, finish=write_run_report)
 
 
 def kept_program(paths: RunPaths) -> Path:
@@ -67,16 +69,16 @@ def kept_program(paths: RunPaths) -> Path:
     return chosen
 
 
-def load_memory(run_dir: str | Path, *, embedder: Embedder | None = None) -> ChromaLessonStore:
+def load_memory(run_dir: str | Path, *, embedder: Embedder | None = None) -> LessonStore:
     """A run's lesson store, e.g. to hand its lessons to your own agent.
 
     Example:
         >>> memory = tutelage.load_memory("runs/quickstart")  # doctest: +SKIP
-        >>> tool = memory.as_tool()  # a langchain-core tool: tool.invoke({"query": "card not arrived"})
+        >>> tool = tutelage.tools.memory_search_tool(memory)  # tool.invoke({"query": "card not arrived"})
     """
     paths = RunPaths(Path(run_dir))
     paths.require()
-    return open_memory(paths, load_config(paths.config), embedder)
+    return open_run_memory(paths, load_config(paths.config), embedder)
 
 
 class Student:
@@ -112,7 +114,7 @@ class Student:
         paths = RunPaths(Path(run_dir))
         paths.require()
         cfg = load_config(paths.config)
-        memory = open_memory(paths, cfg, embedder)
+        memory = open_run_memory(paths, cfg, embedder)
         if round is not None and not paths.program(round).is_file():
             raise RunDirError(f"{paths.root} has no program for round {round}")
         chosen = (

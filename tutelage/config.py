@@ -50,13 +50,20 @@ class _Frozen(BaseModel):
 class RoleConfig(_Frozen):
     """One model role (student or teacher).
 
-    ``provider: local`` starts the embedded llama.cpp server with SmolLM2; ``openai`` talks to any
-    OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI) at ``api_base``; ``none`` (the teacher only,
-    also written ``teacher: off``) runs without a teacher: the memory holds gold examples only.
+    ``provider`` names a model backend (``tutelage.backends.BACKENDS``): ``local`` starts llama.cpp's
+    server on the GGUF file at ``model_path`` (default: the packaged SmolLM2-135M); ``openai`` talks
+    to any OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI) at ``api_base``. ``none`` (the
+    teacher only, also written ``teacher: off``) runs without a teacher: the memory holds gold
+    examples only. An unknown provider fails when the endpoints are opened, naming the known ones.
     """
 
-    provider: Literal["local", "openai", "none"] = "local"
+    provider: str = Field("local", min_length=1)
     model: str = Field("smollm2-135m-instruct", min_length=1)
+    model_path: str | None = Field(
+        None,
+        min_length=1,
+        description="local provider: the GGUF file to serve; default the packaged SmolLM2-135M",
+    )
     api_base: str | None = None
     api_key_env: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -116,6 +123,9 @@ class MemoryConfig(_Frozen):
     """
 
     embedder: EmbedderConfig = EmbedderConfig()
+    # The LessonStore implementation (``tutelage.memory.store.STORES``): ``chroma`` (embedded, or the
+    # server at ``url``) or ``jsonl`` (in memory, saved as one JSONL file; exact search, small memories).
+    store: str = Field("chroma", min_length=1)
     url: str | None = None
     # Chroma's own rule: 3-512 characters of [a-zA-Z0-9._-], alphanumeric at both ends, no "..".
     collection: str = Field(
@@ -426,6 +436,16 @@ class TrackingConfig(_Frozen):
     log_artifacts: bool = True
 
 
+class CheckpointConfig(_Frozen):
+    """Where the loop's LangGraph checkpoints live (``tutelage.checkpoints.CHECKPOINTERS``).
+
+    ``url`` unset: ``checkpoints.sqlite`` in the run folder. ``sqlite:///path/file.sqlite``: one SQLite
+    file that many runs share, each under its own thread id.
+    """
+
+    url: str | None = Field(None, min_length=1)
+
+
 class RunConfig(_Frozen):
     """Everything one run needs; written resolved into its run directory."""
 
@@ -440,6 +460,7 @@ class RunConfig(_Frozen):
     guards: GuardConfig = GuardConfig()
     agent: AgentConfig = AgentConfig()
     tracking: TrackingConfig = TrackingConfig()
+    checkpoints: CheckpointConfig = CheckpointConfig()
 
     @field_validator("name")
     @classmethod

@@ -254,7 +254,7 @@ class ChromaServer:
 
     Example:
         >>> with ChromaServer(tmp_path / "chroma") as server:  # doctest: +SKIP
-        ...     store = ChromaLessonStore(url=server.url, embedder=HashEmbedder())
+        ...     store = open_store(MemoryConfig(url=server.url), path=None, embedder=HashEmbedder())
     """
 
     def __init__(self, path: str | Path, *, port: int | None = None, startup_timeout: float = 30.0) -> None:
@@ -314,12 +314,12 @@ def run_fingerprint(run_dir: str | Path, embedder: Any = None) -> dict[str, Any]
     """What a run ended with, to compare a killed-and-resumed run with an uninterrupted one: the test
     and dev scores, each round's decision and lesson count, and every lesson's id and status."""
     from tutelage.config import load_config
-    from tutelage.loop.rundir import RunPaths
-    from tutelage.loop.runner import open_memory
+    from tutelage.memory.location import open_run_memory
+    from tutelage.rundir import RunPaths
 
     paths = RunPaths(Path(run_dir))
     metrics = json.loads(paths.metrics.read_text())
-    memory = open_memory(paths, load_config(paths.config), embedder)
+    memory = open_run_memory(paths, load_config(paths.config), embedder)
     return {
         "test": metrics["test_accuracy"],
         "dev": metrics["dev_accuracy"],

@@ -1,30 +1,26 @@
-"""Agents: the students (plain and tool-using), the teacher, their DSPy signatures and adapter, the LM
-clients and the cost ledger they record into."""
+"""Agents: the students (plain and tool-using), the teacher, their DSPy signatures and adapter, and the
+cost ledger their LM calls record into (the LM clients live in ``tutelage.backends``)."""
 
 from tutelage.agents.adapter import PlainChatAdapter
+from tutelage.agents.base import STUDENT_FORMATS, StudentProtocol, load_student
 from tutelage.agents.build import build_student
 from tutelage.agents.ledger import Ledger
-from tutelage.agents.lm import Endpoints, build_lm, check_endpoint, open_endpoints
-from tutelage.agents.local import LocalServer, embedded_model_path
 from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.agents.teacher import Diagnosis, Teacher, lessons_from, parse_reply
 
 __all__ = [
+    "STUDENT_FORMATS",
     "Diagnosis",
-    "Endpoints",
     "Ledger",
-    "LocalServer",
     "PlainChatAdapter",
     "ReActStudent",
     "StudentProgram",
+    "StudentProtocol",
     "Teacher",
-    "build_lm",
     "build_student",
-    "check_endpoint",
-    "embedded_model_path",
     "lessons_from",
+    "load_student",
     "make_solver",
-    "open_endpoints",
     "parse_reply",
 ]

@@ -8,7 +8,7 @@ from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram
 from tutelage.config import RunConfig
 from tutelage.errors import ConfigError
-from tutelage.memory.chroma import ChromaLessonStore
+from tutelage.memory.store import LessonStore
 from tutelage.tools.sandbox import SandboxUnavailable, require_bwrap
 
 __all__ = ["build_student", "require_tools"]
@@ -28,7 +28,7 @@ def build_student(
     cfg: RunConfig,
     *,
     instructions: str,
-    memory: ChromaLessonStore | None,
+    memory: LessonStore | None,
     choices: list[str] | None,
     scope: str | None,
 ) -> StudentProgram:

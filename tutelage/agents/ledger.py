@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from tutelage import failpoints
+from tutelage.backends import RETRIED  # the end of ``Call.error`` for a request tried again
 from tutelage.config import BudgetConfig, RunConfig
 from tutelage.errors import BudgetExhausted
 
 __all__ = ["Call", "Ledger", "summarize"]
 
 UNMETERED_PHASES = ("test",)
-RETRIED = "(retried)"  # the end of ``Call.error`` for a failed request that was tried again
 
 
 @dataclass(frozen=True)

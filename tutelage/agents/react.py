@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from tutelage.agents.student import _POLICY, StudentProgram, lesson_filter
+from tutelage.agents.base import POLICY_KEYS, lesson_filter
+from tutelage.agents.student import StudentProgram
 from tutelage.evals.metrics import closest_choice
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
+from tutelage.memory.store import LessonStore
 from tutelage.tools.calculator import calculate
 from tutelage.tools.sandbox import Isolation, require_bwrap, run_python
 
@@ -315,10 +316,10 @@ class ReActStudent(StudentProgram):
 
     @classmethod
     def from_json(
-        cls, data: dict[str, Any], *, memory: ChromaLessonStore | None, as_of_round: int | None = None
-    ) -> ReActStudent:
+        cls, data: dict[str, Any], *, memory: LessonStore | None, as_of_round: int | None = None
+    ) -> Self:
         """A program from its saved JSON (``StudentProgram.load_json`` dispatches here)."""
-        policy = {key: data[key] for key in _POLICY if key in data}
+        policy = {key: data[key] for key in POLICY_KEYS if key in data}
         if as_of_round is not None:
             policy["as_of_round"] = as_of_round
         settings = {key: data[key] for key in _SETTINGS if key in data}

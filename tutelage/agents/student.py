@@ -8,7 +8,6 @@ is saved as JSON, never pickled.
 
 from __future__ import annotations
 
-import contextvars
 import json
 from pathlib import Path
 from typing import Any, Self
@@ -17,30 +16,17 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from tutelage.agents.adapter import PlainChatAdapter
-from tutelage.agents.lm import systemic_error
+from tutelage.agents.base import POLICY_KEYS, hiding, lesson_filter, load_student, unhide
 from tutelage.agents.signatures import Solve
+from tutelage.backends import systemic_error
 from tutelage.evals.harness import Attempt, Solver
 from tutelage.evals.metrics import Metric, closest_choice
 from tutelage.evals.suites import Task
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
-from tutelage.memory.query import LessonFilter, fit_budget
+from tutelage.memory.query import fit_budget
+from tutelage.memory.store import LessonStore
 
-__all__ = ["StudentProgram", "hidden_source", "lesson_filter", "make_solver"]
-
-# The task whose own lessons retrieval must not show (``make_solver(..., hide_own=True)``): a probe of
-# how lessons transfer must not hand a task its own answer. A context variable, so concurrent
-# solver threads each hide their own task.
-_HIDDEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("tutelage_hidden_source", default=None)
-
-
-def hidden_source() -> str | None:
-    return _HIDDEN.get()
-
-
-def lesson_filter(scope: str | None, as_of_round: int | None) -> LessonFilter:
-    """What a student's retrieval may see now: its scope, a replayed round, minus a hidden task's lessons."""
-    return LessonFilter(scope=scope, as_of_round=as_of_round, exclude_source=_HIDDEN.get())
+__all__ = ["StudentProgram", "make_solver"]
 
 
 class StudentProgram(dspy.Module):
@@ -58,7 +44,7 @@ class StudentProgram(dspy.Module):
         self,
         instructions: str,
         *,
-        memory: ChromaLessonStore | None = None,
+        memory: LessonStore | None = None,
         k_examples: int = 4,
         k_strategies: int = 0,
         choices: list[str] | None = None,
@@ -114,7 +100,7 @@ class StudentProgram(dspy.Module):
         """A copy that shares the memory and differs only in the given retrieval settings."""
         copy = self.deepcopy()
         for key, value in changes.items():
-            if key not in _POLICY:
+            if key not in POLICY_KEYS:
                 raise TypeError(f"not a retrieval setting: {key}")
             setattr(copy, key, value)
         return copy
@@ -135,7 +121,7 @@ class StudentProgram(dspy.Module):
             memory=self.memory,
             choices=self.choices,
             **self.settings(),
-            **{key: getattr(self, key) for key in _POLICY},
+            **{key: getattr(self, key) for key in POLICY_KEYS},
         )
         copy.predict = self.predict.deepcopy()
         copy.extra = list(self.extra)
@@ -151,7 +137,7 @@ class StudentProgram(dspy.Module):
             "format": "tutelage.student/2",
             # An optimizer (MIPROv2, GEPA) rewrites the predictor's signature, not this attribute.
             "instructions": self.predict.signature.instructions,
-            **{key: getattr(self, key) for key in _POLICY},
+            **{key: getattr(self, key) for key in POLICY_KEYS},
             "choices": self.choices,
             "predict": self.predict.dump_state(),
         }
@@ -164,23 +150,23 @@ class StudentProgram(dspy.Module):
 
     @classmethod
     def load_json(
-        cls, path: Path, *, memory: ChromaLessonStore | None, as_of_round: int | None = None
+        cls, path: Path, *, memory: LessonStore | None, as_of_round: int | None = None
     ) -> StudentProgram:
-        """Reload a saved program; ``as_of_round`` replays the memory as it was in that round."""
-        data = json.loads(Path(path).read_text())
-        if data.get("format") == "tutelage.react/1":
-            from tutelage.agents.react import ReActStudent  # built on this module, so imported late
+        """Reload a saved program of any student format; ``as_of_round`` replays that round's memory."""
+        program: StudentProgram = load_student(path, memory=memory, as_of_round=as_of_round)
+        return program
 
-            return ReActStudent.from_json(data, memory=memory, as_of_round=as_of_round)
-        policy = {key: data[key] for key in _POLICY if key in data}
+    @classmethod
+    def from_json(
+        cls, data: dict[str, Any], *, memory: LessonStore | None, as_of_round: int | None = None
+    ) -> Self:
+        """A program from its saved JSON (``load_json`` dispatches here by format)."""
+        policy = {key: data[key] for key in POLICY_KEYS if key in data}
         if as_of_round is not None:
             policy["as_of_round"] = as_of_round
         program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **policy)
         program.predict.load_state(data["predict"])
         return program
-
-
-_POLICY = ("k_examples", "k_strategies", "scope", "mmr", "token_budget", "as_of_round", "teacher_examples")
 
 
 def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric, hide_own: bool = False) -> Solver:
@@ -192,11 +178,11 @@ def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric, hide_ow
     adapter = PlainChatAdapter()
 
     def solve(task: Task) -> Attempt:
-        token = _HIDDEN.set(task.id if hide_own else None)
+        token = hiding(task.id if hide_own else None)
         try:
             return _solve(task)
         finally:
-            _HIDDEN.reset(token)
+            unhide(token)
 
     def _solve(task: Task) -> Attempt:
         try:

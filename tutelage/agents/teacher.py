@@ -20,8 +20,8 @@ from typing import Any
 import dspy
 
 from tutelage.agents.adapter import PlainChatAdapter
-from tutelage.agents.lm import systemic_error
 from tutelage.agents.signatures import diagnose_signature
+from tutelage.backends import systemic_error
 from tutelage.evals.harness import Attempt
 from tutelage.evals.metrics import Metric, normalize_label
 from tutelage.evals.suites import Task

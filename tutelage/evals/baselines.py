@@ -26,11 +26,12 @@ from pathlib import Path
 import dspy
 
 from tutelage.agents.student import StudentProgram
+from tutelage.config import MemoryConfig
 from tutelage.errors import ConfigError
 from tutelage.evals.suites import Suite, Task
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson
+from tutelage.memory.store import LessonStore, open_store
 
 __all__ = ["BASELINES", "build_baseline", "sample_demos", "train_store", "train_store_path"]
 
@@ -63,13 +64,13 @@ def _train_lessons(suite: Suite) -> list[Lesson]:
     ]
 
 
-def train_store(suite: Suite, *, embedder: Embedder, store_dir: Path) -> ChromaLessonStore:
+def train_store(suite: Suite, *, embedder: Embedder, store_dir: Path) -> LessonStore:
     """An embedded lesson store holding every train item of ``suite`` as an active example lesson.
 
     Built once under ``store_dir`` (see ``train_store_path``) and reused: a store that already holds
     the whole split embeds nothing; one left incomplete by a kill gets only its missing items.
     """
-    store = ChromaLessonStore(train_store_path(suite, embedder, store_dir), embedder=embedder)
+    store = open_store(MemoryConfig(), path=train_store_path(suite, embedder, store_dir), embedder=embedder)
     lessons = _train_lessons(suite)
     # Items with the same text and answer share an id (content-addressed), so count distinct ids.
     if store.count() < len({x.id for x in lessons}):

@@ -47,7 +47,7 @@ class EvalResult:
 R = TypeVar("R")
 
 # Journaled failures that are redone on resume: the item's request never reached the model
-# (``tutelage.agents.lm.ItemConnectionError``), so its failure says nothing about the item.
+# (``tutelage.backends.ItemConnectionError``), so its failure says nothing about the item.
 RETRY_PREFIX = "ItemConnectionError:"
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tutelage.agents.ledger import Ledger
-from tutelage.agents.lm import build_lm, open_endpoints
 from tutelage.agents.student import StudentProgram, make_solver
+from tutelage.backends import build_lm, open_endpoints
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import ConfigError, DataError, RunDirError
 from tutelage.evals.baselines import BASELINES, build_baseline
@@ -198,16 +198,16 @@ def _student(
 ) -> tuple[StudentProgram, dict[str, Any], str]:
     """The program to score, what identifies it, and a label for people."""
     from tutelage.api import kept_program
-    from tutelage.loop.rundir import RunPaths
-    from tutelage.loop.runner import open_memory
     from tutelage.memory.embed import build_embedder
+    from tutelage.memory.location import open_run_memory
+    from tutelage.rundir import RunPaths
 
     choices = suite.labels if cfg.suite.snap_to_labels and suite.labels else None
     if run_dir is not None:
         paths = RunPaths(run_dir)
         paths.require()
         source = program or kept_program(paths)
-        memory = open_memory(paths, cfg)
+        memory = open_run_memory(paths, cfg)
         student = _load_program(source, memory=memory)
         who: dict[str, Any] = {
             "program": _digest(json.loads(Path(source).read_text())),
@@ -373,7 +373,7 @@ def evaluate_student(
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Score the configured student (or a run's student with its memory); the dict form of ``evaluate``."""
-    from tutelage.loop.rundir import RunPaths
+    from tutelage.rundir import RunPaths
 
     if run_dir is not None and config is None:
         paths = RunPaths(run_dir)

@@ -58,7 +58,7 @@ def transfer(
         >>> t = transfer(Path("runs/quickstart"), ["student.model=other"])  # doctest: +SKIP
         >>> print(t.paired.describe())  # doctest: +SKIP
     """
-    from tutelage.loop.rundir import RunPaths
+    from tutelage.rundir import RunPaths
 
     paths = RunPaths(run_dir)
     paths.require()

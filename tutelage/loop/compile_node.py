@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from tutelage.agents.lm import CallJournal, replayed
 from tutelage.agents.student import StudentProgram
 from tutelage.agents.teacher import Teacher
+from tutelage.backends import CallJournal, replayed
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.loop.lesson_nodes import candidate_check

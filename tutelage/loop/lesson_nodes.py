@@ -15,7 +15,6 @@ from tutelage.agents.student import make_solver
 from tutelage.agents.teacher import Diagnosis, lessons_from
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.suites import Task
-from tutelage.loop.finetune import held_out, write_round_sets
 from tutelage.loop.nodes import load_program, timed
 from tutelage.loop.state import LoopState, RunContext
 from tutelage.loop.verify import check_candidates
@@ -23,6 +22,7 @@ from tutelage.memory.admit import Check, Verdict
 from tutelage.memory.curate import curate
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
+from tutelage.train.datasets import held_out, write_round_sets
 
 __all__ = ["candidate_check", "curate_memory", "finetune_sets", "verify_lessons", "write_lessons"]
 

@@ -25,7 +25,7 @@ from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.stats import paired_sign_test
 from tutelage.evals.suites import Task
 from tutelage.loop.batches import select_batch
-from tutelage.loop.rundir import write_metrics
+from tutelage.loop.metrics import write_metrics
 from tutelage.loop.state import LoopState, RunContext
 from tutelage.memory.curate import Outcome, apply_credit, rollback_round
 from tutelage.memory.query import LessonFilter

@@ -5,32 +5,35 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from tutelage.agents.build import require_tools
 from tutelage.agents.ledger import Ledger
-from tutelage.agents.lm import build_lm, open_endpoints
+from tutelage.backends import build_lm, open_endpoints
+from tutelage.checkpoints import checkpointer, checkpoints_for
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import DataError, RunDirError, TutelageError
 from tutelage.evals.suites import bind_judge, load_suite
 from tutelage.loop.graph import build_graph
+from tutelage.loop.metrics import write_metrics
 from tutelage.loop.progress import LogReporter, Reporter
-from tutelage.loop.rundir import RunPaths, new_run_dir, write_metrics, write_report
 from tutelage.loop.state import RunContext
-from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.embed import Embedder, build_embedder
+from tutelage.memory.embed import Embedder
+from tutelage.memory.lesson import Lesson
+from tutelage.memory.location import open_run_memory
+from tutelage.rundir import RunPaths, new_run_dir
 from tutelage.tracking import log_finished_run, require_mlflow
 
-__all__ = ["RunResult", "open_memory", "resume_run", "start_run"]
+__all__ = ["Finish", "RunResult", "resume_run", "start_run"]
 
-THREAD = {"configurable": {"thread_id": "loop"}}
+# What a finished (or resumed-finished) run hands to the layer above: its folder, config, metrics, lessons
+Finish = Callable[[Path, RunConfig, dict[str, Any], list[Lesson]], object]
 
 
 @dataclass(frozen=True)
@@ -55,25 +58,6 @@ class RunResult:
         return self.metrics["test_accuracy"]["after"]  # type: ignore[no-any-return]
 
 
-def open_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = None) -> ChromaLessonStore:
-    """The run's lesson store: embedded under the run directory, or on the Chroma server at memory.url."""
-    return ChromaLessonStore(
-        None if cfg.memory.url else paths.memory,
-        url=cfg.memory.url,
-        embedder=embedder or build_embedder(cfg.memory.embedder),
-        collection=cfg.memory.collection_name,
-    )
-
-
-@contextlib.contextmanager
-def _checkpointer(paths: RunPaths) -> Iterator[SqliteSaver]:
-    conn = sqlite3.connect(paths.checkpoints, check_same_thread=False)
-    try:
-        yield SqliteSaver(conn)
-    finally:
-        conn.close()
-
-
 def own_namespace(cfg: RunConfig, paths: RunPaths) -> RunConfig:
     """On a shared Chroma server, a run with no ``memory.namespace`` gets one of its own."""
     if cfg.memory.url is None or cfg.memory.namespace is not None:
@@ -83,7 +67,7 @@ def own_namespace(cfg: RunConfig, paths: RunPaths) -> RunConfig:
     return cfg.model_copy(update={"memory": cfg.memory.model_copy(update={"namespace": namespace})})
 
 
-def _progress(saver: SqliteSaver, config: dict[str, Any]) -> str:
+def _progress(saver: BaseCheckpointSaver[str], config: dict[str, Any]) -> str:
     """``none`` (no checkpoint yet), ``finished`` (the graph reached its end) or ``running``.
 
     A node whose writes were saved but whose next checkpoint was not (a kill between the two) leaves
@@ -96,7 +80,13 @@ def _progress(saver: SqliteSaver, config: dict[str, Any]) -> str:
 
 
 def _drive(
-    paths: RunPaths, cfg: RunConfig, reporter: Reporter, *, fresh: bool, embedder: Embedder | None
+    paths: RunPaths,
+    cfg: RunConfig,
+    reporter: Reporter,
+    *,
+    fresh: bool,
+    embedder: Embedder | None,
+    finish: Finish | None,
 ) -> RunResult:
     require_tools(cfg)
     suite = load_suite(cfg.suite)
@@ -105,21 +95,25 @@ def _drive(
             f"suite {suite.name!r} has {len(suite.train)} train and {len(suite.dev)} dev items; the loop "
             "needs both (a test-only file can still be scored with `tutelage eval`)"
         )
-    config = {**THREAD, "recursion_limit": 16 * cfg.loop.rounds + 20}
+    checkpoints = checkpoints_for(cfg, paths)
+    config = {
+        "configurable": {"thread_id": checkpoints.thread_id},
+        "recursion_limit": 16 * cfg.loop.rounds + 20,
+    }
     with contextlib.ExitStack() as stack:
         stack.enter_context(paths.lock())
-        saver = stack.enter_context(_checkpointer(paths)) if paths.checkpoints.exists() else None
+        saver = stack.enter_context(checkpoints.open()) if checkpoints.exists() else None
         progress = _progress(saver, config) if saver is not None and not fresh else "none"
         if progress == "finished":
             reporter.message(f"{paths.root} has already finished; nothing to resume")
             state = dict(build_graph(saver).get_state(config).values)
-            memory = open_memory(paths, cfg, embedder)
+            memory = open_run_memory(paths, cfg, embedder)
         else:
             fresh = fresh or progress == "none"  # killed before its first checkpoint: start over
             # Memory and endpoints first: a run that cannot reach them leaves no checkpoint behind.
-            memory = open_memory(paths, cfg, embedder)
+            memory = open_run_memory(paths, cfg, embedder)
             endpoints = stack.enter_context(open_endpoints(cfg, log_dir=paths.root))
-            saver = saver or stack.enter_context(_checkpointer(paths))
+            saver = saver or stack.enter_context(checkpoints.open())
             ledger = Ledger.for_run(cfg, paths.ledger)
             teacher_lm = (
                 build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger)
@@ -143,7 +137,8 @@ def _drive(
                 {} if fresh else None, config=config, context=ctx, durability="sync"
             )
     metrics = write_metrics(paths, state)
-    write_report(paths, cfg, metrics, lessons=memory.all())
+    if finish is not None:
+        finish(paths.root, cfg, metrics, memory.all())
     mlflow_run_id, warning = log_finished_run(paths.root, cfg.tracking)
     if warning:
         reporter.message(f"warning: {warning}")
@@ -151,33 +146,47 @@ def _drive(
 
 
 def start_run(
-    cfg: RunConfig, *, reporter: Reporter | None = None, embedder: Embedder | None = None
+    cfg: RunConfig,
+    *,
+    reporter: Reporter | None = None,
+    embedder: Embedder | None = None,
+    finish: Finish | None = None,
 ) -> RunResult:
-    """Start a new run in a fresh directory under ``cfg.runs_dir``."""
+    """Start a new run in a fresh directory under ``cfg.runs_dir``.
+
+    ``finish(run_dir, cfg, metrics, lessons)`` runs once the run has its metrics, before the run is
+    logged to MLflow: ``tutelage.run`` writes the reports there (the loop never imports them).
+    """
     require_mlflow(cfg.tracking)
+    checkpointer(cfg.checkpoints.url)  # a bad URL fails before a run directory is made
     paths = new_run_dir(cfg)
+    paths.claim_id()
     cfg = own_namespace(cfg, paths)
     paths.write_config(cfg)
     reporter = reporter or LogReporter()
     reporter.message(f"run directory: {paths.root}  (resume with `tutelage resume {paths.root}`)")
     try:
-        return _drive(paths, cfg, reporter, fresh=True, embedder=embedder)
+        return _drive(paths, cfg, reporter, fresh=True, embedder=embedder, finish=finish)
     except TutelageError:
-        if not paths.checkpoints.exists():  # nothing ran: leave no half-made run directory behind
+        if not checkpoints_for(cfg, paths).exists():  # nothing ran: leave no half-made run directory behind
             shutil.rmtree(paths.root, ignore_errors=True)
         raise
 
 
 def resume_run(
-    run_dir: str | Path, *, reporter: Reporter | None = None, embedder: Embedder | None = None
+    run_dir: str | Path,
+    *,
+    reporter: Reporter | None = None,
+    embedder: Embedder | None = None,
+    finish: Finish | None = None,
 ) -> RunResult:
     """Continue a run that was killed, from its last checkpoint, without redoing finished rounds."""
     paths = RunPaths(Path(run_dir))
     paths.require()
-    if not paths.checkpoints.is_file():
-        raise RunDirError(f"{paths.root} has no checkpoints to resume from")
     cfg = load_config(paths.config)
+    if not checkpoints_for(cfg, paths).exists():
+        raise RunDirError(f"{paths.root} has no checkpoints to resume from")
     require_mlflow(cfg.tracking)
     reporter = reporter or LogReporter()
     reporter.message(f"resuming {paths.root}")
-    return _drive(paths, cfg, reporter, fresh=False, embedder=embedder)
+    return _drive(paths, cfg, reporter, fresh=False, embedder=embedder, finish=finish)

@@ -9,10 +9,10 @@ from tutelage.agents.ledger import Ledger
 from tutelage.config import RunConfig
 from tutelage.evals.suites import Suite, Task
 from tutelage.loop.progress import Reporter
-from tutelage.loop.rundir import RunPaths
 from tutelage.memory.admit import Admission
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory.store import LessonStore
+from tutelage.rundir import RunPaths
 
 __all__ = ["LoopState", "RunContext"]
 
@@ -62,7 +62,7 @@ class RunContext:
 
     config: RunConfig
     suite: Suite
-    memory: ChromaLessonStore
+    memory: LessonStore
     student_lm: Any
     teacher_lm: Any
     paths: RunPaths

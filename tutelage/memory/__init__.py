@@ -1,35 +1,30 @@
-"""Lesson memory: records, embedders, the Chroma-backed store, credit, curation and export."""
+"""Lesson memory: the lesson record, the ``LessonStore`` seam and its registry, embedders, export.
 
-from tutelage.memory.admit import Admission
-from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.curate import Curation, Outcome, apply_credit, credit, curate
+The loop's own memory operations (admission, credit, curation, rollback) live in their modules
+(``tutelage.memory.admit``, ``.curate``) and are not part of the public surface.
+"""
+
 from tutelage.memory.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder, build_embedder
-from tutelage.memory.leakage import LeakageGuard
-from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus, Provenance, StatusChange, lesson_id
+from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
+from tutelage.memory.location import open_location
 from tutelage.memory.playbook import export_jsonl, playbook_markdown, read_jsonl
 from tutelage.memory.query import LessonFilter
+from tutelage.memory.store import STORES, LessonStore, open_store
 
 __all__ = [
-    "Admission",
-    "ChromaLessonStore",
-    "Curation",
+    "STORES",
     "Embedder",
-    "LeakageGuard",
     "Lesson",
     "LessonFilter",
     "LessonKind",
     "LessonStatus",
+    "LessonStore",
     "OpenAIEmbedder",
-    "Outcome",
-    "Provenance",
     "SentenceTransformerEmbedder",
-    "StatusChange",
-    "apply_credit",
     "build_embedder",
-    "credit",
-    "curate",
     "export_jsonl",
-    "lesson_id",
+    "open_location",
+    "open_store",
     "playbook_markdown",
     "read_jsonl",
 ]

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.leakage import LeakageGuard
 from tutelage.memory.lesson import Lesson
+from tutelage.memory.store import LessonStore
 
 __all__ = ["Admission", "Admitted", "Check", "Verdict", "VerifyMode"]
 
@@ -70,7 +70,7 @@ class Admission:
             out.append(x)
         return out, refused
 
-    def write(self, store: ChromaLessonStore, lessons: Iterable[Lesson], *, round: int | None) -> Admitted:
+    def write(self, store: LessonStore, lessons: Iterable[Lesson], *, round: int | None) -> Admitted:
         """Screen, then store: new lessons and revived retired ones become candidates."""
         screened, refused = self.screen(lessons, round=round)
         written = store.add(screened)
@@ -78,7 +78,7 @@ class Admission:
         return Admitted(written=[i for i in written if stored[i].status == "candidate"], refused=refused)
 
     def settle(
-        self, store: ChromaLessonStore, verdicts: Iterable[Verdict], *, round: int | None
+        self, store: LessonStore, verdicts: Iterable[Verdict], *, round: int | None
     ) -> tuple[list[str], list[str]]:
         """Activate the candidates that passed, retire the rest, each with its verdict's reason."""
         by_id = {v.task_id: v for v in verdicts}
@@ -93,7 +93,7 @@ class Admission:
         ]
 
     def activate_unchecked(
-        self, store: ChromaLessonStore, ids: list[str], *, round: int | None, why: str = ""
+        self, store: LessonStore, ids: list[str], *, round: int | None, why: str = ""
     ) -> list[str]:
         """``verify: off``: every candidate among ``ids`` becomes active, saying so."""
         reason = why or "active without a check (memory.verify=off)"
@@ -103,7 +103,7 @@ class Admission:
 
     def admit(
         self,
-        store: ChromaLessonStore,
+        store: LessonStore,
         lessons: Iterable[Lesson],
         *,
         round: int | None,

@@ -1,6 +1,7 @@
 """The lesson store on ChromaDB, embedded (``PersistentClient``) or a server (``memory.url``).
 
-This is the only module that imports chromadb. Vectors always come from tutelage's own embedder and
+``memory.store: chroma`` (the default). This is the only module that imports chromadb, and the only
+one that speaks Chroma's filter syntax (``_where``). Vectors always come from tutelage's own embedder and
 are passed in explicitly; the collection records the embedding model id and refuses to be opened
 with another one. Each record is stored whole (JSON) next to the flat fields retrieval filters on.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import chromadb
@@ -21,32 +22,37 @@ from tutelage import failpoints
 from tutelage.errors import ConfigError, DataError, EndpointError
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
-from tutelage.memory.query import LessonFilter, mmr_order
+from tutelage.memory.query import LessonFilter, flat, mmr_order
+from tutelage.memory.store import Hit
 from tutelage.memory.undo import UndoLog
 
-if TYPE_CHECKING:
-    from langchain_core.tools import BaseTool
+__all__ = ["ChromaLessonStore"]
 
-__all__ = ["ChromaLessonStore", "Hit"]
-
-Hit = tuple[Lesson, float]  # a lesson and its cosine similarity to the query
 _CHUNK = 2000  # records per Chroma call
 _QUERY_HITS = 16000  # hits one Chroma query call may return across its batch of query vectors
 _EXACT_LIMIT = 5000  # a filter matching fewer lessons can be searched exactly by brute force
 
 
 def _metadata(lesson: Lesson) -> dict[str, Any]:
-    return {
-        "kind": lesson.kind,
-        "scope": lesson.scope,
-        "status": lesson.status,
-        "answer": lesson.answer,
-        "round": lesson.round,
-        "active_from": lesson.active_from,
-        "active_until": lesson.active_until,
-        "sources": "|" + "|".join(lesson.provenance.source_task_ids) + "|",
-        "record": lesson.model_dump_json(),
-    }
+    return {**flat(lesson), "record": lesson.model_dump_json()}
+
+
+def _where(filt: LessonFilter) -> dict[str, Any] | None:
+    """``filt`` in Chroma's metadata-filter syntax (all but ``exclude_source``, checked on our side)."""
+    clauses: list[dict[str, Any]] = []
+    kinds = filt.kinds
+    if kinds is not None:
+        clauses.append({"kind": kinds[0]} if len(kinds) == 1 else {"kind": {"$in": list(kinds)}})
+    if filt.scope is not None:
+        clauses.append({"scope": filt.scope})
+    if filt.as_of_round is not None:
+        clauses.append({"active_from": {"$lte": filt.as_of_round}})
+        clauses.append({"active_until": {"$gt": filt.as_of_round}})
+    elif filt.status is not None:
+        clauses.append({"status": filt.status})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 def _changed_in(lesson: Lesson) -> int | None:
@@ -98,6 +104,14 @@ class ChromaLessonStore:
         >>> store = ChromaLessonStore(tmp_path / "memory", embedder=HashEmbedder())  # doctest: +SKIP
         >>> store.add([lesson]); store.search("my card is late", kind="example", k=4)  # doctest: +SKIP
     """
+
+    marker: ClassVar[str] = "chroma.sqlite3"  # what an embedded Chroma store writes at its root
+
+    @classmethod
+    def open(
+        cls, *, path: Path | None, url: str | None, collection: str, embedder: Embedder
+    ) -> ChromaLessonStore:
+        return cls(path, url=url, collection=collection, embedder=embedder)
 
     def __init__(
         self,
@@ -235,14 +249,14 @@ class ChromaLessonStore:
 
     def all(self, where: LessonFilter | None = None) -> list[Lesson]:
         """Every lesson matching ``where`` (default: all), ordered by round then id."""
-        got = self._col.get(where=where.to_where() if where else None, include=["metadatas"])  # type: ignore[arg-type]
+        got = self._col.get(where=_where(where) if where else None, include=["metadatas"])  # type: ignore[arg-type]
         lessons = [_lesson(m) for m in got["metadatas"] or []]
         return sorted(lessons, key=lambda x: (x.round, x.id))
 
     def count(self, kind: LessonKind | None = None, status: LessonStatus | None = None) -> int:
         if kind is None and status is None:
             return int(self._col.count())
-        where = LessonFilter(kind=kind, status=status).to_where()
+        where = _where(LessonFilter(kind=kind, status=status))
         return len(self._col.get(where=where, include=[])["ids"])  # type: ignore[arg-type]
 
     def search(
@@ -313,7 +327,7 @@ class ChromaLessonStore:
             again = self._col.query(
                 query_embeddings=[vectors[i] for i in redo],  # type: ignore[arg-type]
                 n_results=fetch,
-                where=filt.to_where(),  # type: ignore[arg-type]
+                where=_where(filt),  # type: ignore[arg-type]
                 include=include,  # type: ignore[arg-type]
             )
             for n, i in enumerate(redo):
@@ -340,7 +354,7 @@ class ChromaLessonStore:
     ) -> None:
         """Brute-force the lessons matching ``filt`` into ``rows`` (in place), for a filter so narrow
         that HNSW's filtered search can miss them; a filter matching many lessons keeps HNSW's hits."""
-        got = self._col.get(where=filt.to_where(), include=["metadatas", "embeddings"], limit=_EXACT_LIMIT)  # type: ignore[arg-type]
+        got = self._col.get(where=_where(filt), include=["metadatas", "embeddings"], limit=_EXACT_LIMIT)  # type: ignore[arg-type]
         if not got["ids"] or len(got["ids"]) >= _EXACT_LIMIT:
             return
         pool = np.asarray(got["embeddings"], dtype=float)
@@ -350,9 +364,3 @@ class ChromaLessonStore:
             sims = pool @ (query / max(float(np.linalg.norm(query)), 1e-12))
             best = np.argsort(-sims, kind="stable")[:fetch]
             row[:] = [(got["metadatas"][j], float(sims[j]), got["embeddings"][j]) for j in best]  # type: ignore[index]
-
-    def as_tool(self, *, k_examples: int = 4, k_strategies: int = 2) -> BaseTool:
-        """A langchain-core tool over the active lessons, for a user's own agent."""
-        from tutelage.tools.memory_search import memory_search_tool
-
-        return memory_search_tool(self, k_examples=k_examples, k_strategies=k_strategies)

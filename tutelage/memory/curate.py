@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 from tutelage.config import CurateConfig
 from tutelage.evals.metrics import normalize_label
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.memory.query import LessonFilter
+from tutelage.memory.store import LessonStore
 from tutelage.memory.undo import UndoLog
 
 __all__ = ["Curation", "Outcome", "apply_credit", "credit", "curate", "rollback_round"]
@@ -64,7 +64,7 @@ def credit(outcomes: Iterable[Outcome], lessons: dict[str, Lesson]) -> dict[str,
     return dict(counts)
 
 
-def apply_credit(store: ChromaLessonStore, outcomes: list[Outcome], *, round: int) -> int:
+def apply_credit(store: LessonStore, outcomes: list[Outcome], *, round: int) -> int:
     """Add round ``round``'s credit to the stored counters, once: a lesson already credited for this
     round is skipped, so re-grading a resumed round never counts twice. Returns lessons updated."""
     ids = sorted({i for out in outcomes for i in out.lesson_ids})
@@ -95,7 +95,7 @@ def _value(x: Lesson) -> tuple[int, int, int, str]:
     return (x.helped - x.hurt, x.helped, -x.round, x.id)
 
 
-def curate(store: ChromaLessonStore, cfg: CurateConfig, *, round: int) -> Curation:
+def curate(store: LessonStore, cfg: CurateConfig, *, round: int) -> Curation:
     """Run one curation pass over the active lessons (retirements are stamped with ``round``)."""
     report = Curation()
     active = store.all(LessonFilter(status="active"))
@@ -133,7 +133,7 @@ def curate(store: ChromaLessonStore, cfg: CurateConfig, *, round: int) -> Curati
     return report
 
 
-def _merge(store: ChromaLessonStore, active: list[Lesson], threshold: float, round: int) -> list[str]:
+def _merge(store: LessonStore, active: list[Lesson], threshold: float, round: int) -> list[str]:
     """Fold each near-duplicate (same kind, scope and answer; cosine >= threshold) into the better one."""
     by_id = {x.id: x for x in active}
     merged: set[str] = set()
@@ -166,7 +166,7 @@ def _merge(store: ChromaLessonStore, active: list[Lesson], threshold: float, rou
     return sorted(merged)
 
 
-def rollback_round(store: ChromaLessonStore, log: UndoLog, reason: str, *, round: int) -> int:
+def rollback_round(store: LessonStore, log: UndoLog, reason: str, *, round: int) -> int:
     """Undo everything round ``round`` did to the memory, from its before-images (``log``).
 
     Every lesson the round changed gets its record back exactly as the round found it: status,

@@ -94,7 +94,7 @@ def build_embedder(cfg: EmbedderConfig) -> Embedder:
         return SentenceTransformerEmbedder()
     if not cfg.api_base:
         raise ConfigError("memory.embedder.api_base is required when memory.embedder.provider is 'openai'")
-    from tutelage.agents.lm import resolve_api_key
+    from tutelage.backends import resolve_api_key
 
     return OpenAIEmbedder(
         api_base=cfg.api_base, model=cfg.model, api_key=resolve_api_key(cfg.api_key_env), timeout=cfg.timeout

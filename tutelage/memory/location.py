@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tutelage.config import EmbedderConfig
+from tutelage.config import EmbedderConfig, MemoryConfig, RunConfig, load_config
 from tutelage.errors import RunDirError
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.embed import Embedder, build_embedder
+from tutelage.memory.store import STORES, LessonStore, open_store, store_class, store_kind_at
+from tutelage.rundir import RunPaths
 
-__all__ = ["default_embedder", "open_location"]
+__all__ = ["default_embedder", "open_location", "open_run_memory"]
 
-STORE_FILE = "chroma.sqlite3"  # what an embedded Chroma store writes at its root
 COLLECTION = "lessons"
+
+
+def open_run_memory(paths: RunPaths, cfg: RunConfig, embedder: Embedder | None = None) -> LessonStore:
+    """A run's lesson store, as ``cfg.memory`` says: under the run folder, or on the store's server."""
+    return open_store(cfg.memory, path=paths.memory, embedder=embedder or build_embedder(cfg.memory.embedder))
 
 
 def default_embedder() -> Embedder:
@@ -33,7 +38,7 @@ def _run_root(path: Path) -> Path | None:
     return None
 
 
-def open_location(path: Path, *, create: bool = False, embedder: Embedder | None = None) -> ChromaLessonStore:
+def open_location(path: Path, *, create: bool = False, embedder: Embedder | None = None) -> LessonStore:
     """The lesson store at ``path``: a run directory's memory, or a bare store folder.
 
     With ``create``, a missing or empty folder becomes a new bare store; otherwise a folder that is
@@ -45,18 +50,15 @@ def open_location(path: Path, *, create: bool = False, embedder: Embedder | None
     """
     root = _run_root(path)
     if root is not None:
-        from tutelage.config import load_config
-        from tutelage.loop.rundir import RunPaths
-        from tutelage.loop.runner import open_memory  # lazy: the loop imports the memory package
-
         paths = RunPaths(root)
-        return open_memory(paths, load_config(paths.config), embedder)
+        return open_run_memory(paths, load_config(paths.config), embedder)
     fresh = not path.exists() or (path.is_dir() and not any(path.iterdir()))
-    if not (path / STORE_FILE).is_file() and not (create and fresh):
+    kind = store_kind_at(path) if path.is_dir() else None
+    if kind is None and not (create and fresh):
         if not path.exists():
             raise RunDirError(f"{path} does not exist")
-        raise RunDirError(
-            f"{path} is neither a run directory (config.yaml) nor a lesson store ({STORE_FILE})"
-        )
+        markers = ", ".join(store_class(name).marker for name in STORES)
+        raise RunDirError(f"{path} is neither a run directory (config.yaml) nor a lesson store ({markers})")
     path.mkdir(parents=True, exist_ok=True)
-    return ChromaLessonStore(path, embedder=embedder or default_embedder(), collection=COLLECTION)
+    cfg = MemoryConfig(store=kind or MemoryConfig().store)
+    return open_store(cfg, path=path, embedder=embedder or default_embedder(), collection=COLLECTION)

@@ -9,13 +9,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tutelage.errors import DataError
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import DEMO_KINDS, Lesson, lesson_id, reason_category
+from tutelage.memory.store import LessonStore
 
 __all__ = ["export_jsonl", "playbook_markdown", "read_jsonl", "shorten"]
 
 
-def export_jsonl(store: ChromaLessonStore) -> str:
+def export_jsonl(store: LessonStore) -> str:
     """Every lesson, one JSON record per line, ordered by round then id (the whole record, no vector)."""
     return "".join(x.model_dump_json() + "\n" for x in store.all())
 

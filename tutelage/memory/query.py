@@ -11,7 +11,21 @@ import numpy as np
 
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 
-__all__ = ["LessonFilter", "fit_budget", "mmr_order", "source_key"]
+__all__ = ["LessonFilter", "fit_budget", "flat", "mmr_order", "source_key"]
+
+
+def flat(lesson: Lesson) -> dict[str, Any]:
+    """The flat fields of a lesson that filters test (what a store keeps beside the whole record)."""
+    return {
+        "kind": lesson.kind,
+        "scope": lesson.scope,
+        "status": lesson.status,
+        "answer": lesson.answer,
+        "round": lesson.round,
+        "active_from": lesson.active_from,
+        "active_until": lesson.active_until,
+        "sources": "|" + "|".join(lesson.provenance.source_task_ids) + "|",
+    }
 
 
 def source_key(meta: Mapping[str, Any]) -> str:
@@ -37,7 +51,7 @@ class LessonFilter:
 
     ``exclude_source`` hides every lesson made from that task (its gold example, what the teacher
     wrote about it): a probe of how lessons transfer to a task must not show the task its own answer.
-    The store applies it on its side of the query (``matches``); ``to_where`` cannot express it.
+    Each store turns a filter into its own terms; ``matches`` is the reference test on flat fields.
     """
 
     kind: LessonKind | tuple[LessonKind, ...] | None = None
@@ -56,7 +70,7 @@ class LessonFilter:
         return replace(self, kind=kind) if kind is not None else self
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
-        """The same test as ``to_where`` (and ``exclude_source``), on a record's flat metadata."""
+        """Whether a lesson with these flat fields (``flat``) passes the filter."""
         kinds = self.kinds
         if kinds is not None and meta.get("kind") not in kinds:
             return False
@@ -67,22 +81,6 @@ class LessonFilter:
         if self.as_of_round is not None:
             return bool(meta["active_from"] <= self.as_of_round < meta["active_until"])
         return self.status is None or meta.get("status") == self.status
-
-    def to_where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        kinds = self.kinds
-        if kinds is not None:
-            clauses.append({"kind": kinds[0]} if len(kinds) == 1 else {"kind": {"$in": list(kinds)}})
-        if self.scope is not None:
-            clauses.append({"scope": self.scope})
-        if self.as_of_round is not None:
-            clauses.append({"active_from": {"$lte": self.as_of_round}})
-            clauses.append({"active_until": {"$gt": self.as_of_round}})
-        elif self.status is not None:
-            clauses.append({"status": self.status})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 def mmr_order(similarities: Sequence[float], vectors: np.ndarray, *, k: int, lam: float) -> list[int]:

@@ -14,8 +14,8 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from tutelage.agents.adapter import PlainChatAdapter
-from tutelage.agents.lm import systemic_error
 from tutelage.agents.student import StudentProgram
+from tutelage.backends import systemic_error
 from tutelage.errors import TutelageError
 
 __all__ = ["Breaker", "Guarded"]

@@ -21,8 +21,8 @@ from tutelage.evals.harness import Attempt
 from tutelage.evals.metrics import Metric
 from tutelage.evals.suites import Task
 from tutelage.memory.admit import Admission
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import Lesson
+from tutelage.memory.store import LessonStore
 
 __all__ = ["CompileContext", "Compiled", "Optimizer", "dspy_examples", "float_metric"]
 
@@ -50,7 +50,7 @@ class CompileContext:
     score: ScoreFn
     feedback: FeedbackFn
     config: LoopConfig
-    memory: ChromaLessonStore | None = None
+    memory: LessonStore | None = None
     seed: int = 0
     round: int = 1
     scope: str = ""

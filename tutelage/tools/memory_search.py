@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from langchain_core.tools import BaseTool, StructuredTool
 
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.lesson import DEMO_KINDS
+from tutelage.memory.store import LessonStore
 
 __all__ = ["format_lessons", "memory_search_tool"]
 
 
-def format_lessons(store: ChromaLessonStore, query: str, *, k_examples: int, k_strategies: int) -> str:
+def format_lessons(store: LessonStore, query: str, *, k_examples: int, k_strategies: int) -> str:
     strategies = store.search(query, kind="strategy", k=k_strategies)
     examples = store.search(query, kind=DEMO_KINDS, k=k_examples)
     lines = [f"- strategy: {s.text}" for s in strategies]
@@ -18,7 +18,7 @@ def format_lessons(store: ChromaLessonStore, query: str, *, k_examples: int, k_s
     return "\n".join(lines) if lines else "no lessons found"
 
 
-def memory_search_tool(store: ChromaLessonStore, *, k_examples: int = 4, k_strategies: int = 2) -> BaseTool:
+def memory_search_tool(store: LessonStore, *, k_examples: int = 4, k_strategies: int = 2) -> BaseTool:
     """A langchain-core tool that returns the lessons most relevant to a query, one per line.
 
     Example:

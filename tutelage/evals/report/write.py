@@ -15,7 +15,9 @@ from tutelage.evals.report.figures import render_figures
 from tutelage.evals.report.html import render_html
 from tutelage.evals.report.markdown import FIGURE_DIR, render_markdown
 from tutelage.memory.lesson import Lesson
+from tutelage.memory.location import open_run_memory
 from tutelage.memory.playbook import playbook_markdown
+from tutelage.rundir import RunPaths
 
 __all__ = ["Written", "report_run", "write_run_report"]
 
@@ -97,10 +99,7 @@ def report_run(run_dir: Path, *, slice_key: str | None = None, seed: int = 0) ->
     metrics = _metrics(run_dir)
     lessons: list[Lesson] | None
     try:
-        from tutelage.loop.rundir import RunPaths
-        from tutelage.loop.runner import open_memory  # lazy: the loop imports the evals package
-
-        lessons = open_memory(RunPaths(run_dir), cfg).all()
+        lessons = open_run_memory(RunPaths(run_dir), cfg).all()
     except TutelageError:
         lessons = None
     return write_run_report(run_dir, cfg, metrics, lessons, slice_key=slice_key, seed=seed)

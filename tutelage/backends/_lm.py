@@ -1,4 +1,4 @@
-"""The one module that builds LM clients: every call goes through DSPy's LM (LiteLLM) over HTTP.
+"""LM clients: every call goes through DSPy's LM (LiteLLM) over HTTP, metered into a cost ledger.
 
 One code path whether the endpoint is vLLM, llama.cpp, OpenAI or any OpenAI-compatible server.
 Secrets are read here and nowhere else.
@@ -6,43 +6,49 @@ Secrets are read here and nowhere else.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import dspy
 import httpx
 
-from tutelage.agents.ledger import RETRIED, Ledger
-from tutelage.agents.local import LocalServer
-from tutelage.config import RoleConfig, RunConfig
+from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError, EndpointError, TutelageError
 
 __all__ = [
+    "RETRIED",
     "CallJournal",
-    "Endpoints",
+    "CallLedger",
+    "ItemConnectionError",
     "MeteredLM",
     "build_lm",
     "check_endpoint",
-    "open_endpoints",
     "replayed",
     "resolve_api_key",
+    "systemic_error",
 ]
 
+RETRIED = "(retried)"  # the end of a ledger row's error for a failed request that was tried again
 
-@dataclass(frozen=True)
-class Endpoints:
-    """Resolved base URLs (``.../v1``) of the student and the teacher."""
 
-    student: str
-    teacher: str
+class CallLedger(Protocol):
+    """Where a ``MeteredLM`` records its calls (the run's cost ledger): one row per request."""
+
+    def admit(self, role: str) -> None:
+        """Refuse the call (raise) when the role's budget is spent."""
+
+    def record(
+        self, role: str, usage: dict[str, Any] | None, seconds: float, error: str | None = None
+    ) -> object:
+        """One request: its token usage, how long it took, and its error (None: a reply)."""
+
+    def connection_streak(self, role: str, *, failed: bool) -> int:
+        """The role's requests that could not connect, in a row, counting this one."""
 
 
 def resolve_api_key(env_name: str | None) -> str:
@@ -120,7 +126,7 @@ class MeteredLM(dspy.LM):
     """
 
     role: str = ""
-    ledger: Ledger | None = None
+    ledger: CallLedger | None = None
     replay: CallJournal | None = None
     retries: int = 0  # tutelage retries transient failures itself, so each request is a ledger row
 
@@ -172,7 +178,7 @@ class MeteredLM(dspy.LM):
             return outputs
         return [o[:cap] + " ...(cut)" if isinstance(o, str) and len(o) > cap else o for o in outputs]
 
-    def _failed(self, exc: Exception, ledger: Ledger, start: float) -> NoReturn:
+    def _failed(self, exc: Exception, ledger: CallLedger, start: float) -> NoReturn:
         """Record a request that failed for good, and raise what it means for the item or the run."""
         ledger.record(self.role, _usage.value, time.perf_counter() - start, error=_name(exc))
         if _connection_failure(exc):
@@ -248,7 +254,7 @@ def _connection_failure(exc: BaseException) -> bool:
     return any(isinstance(err, kinds) or "connection error" in str(err).lower() for err in chain)
 
 
-def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: Ledger | None = None) -> dspy.LM:
+def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: CallLedger | None = None) -> dspy.LM:
     """A DSPy LM for one role, with generation always bounded by ``max_tokens``.
 
     With a ``ledger``, every call is recorded under the role ``name`` and budgets are enforced.
@@ -288,38 +294,6 @@ def check_endpoint(api_base: str, *, role: str, api_key: str = "not-needed", tim
         raise EndpointError(f"{role} endpoint {api_base} rejected the API key (HTTP {response.status_code})")
     if response.status_code >= 500:
         raise EndpointError(f"{role} endpoint {api_base} answered HTTP {response.status_code}")
-
-
-def _remote_base(role: RoleConfig, name: str) -> str:
-    if not role.api_base:
-        raise ConfigError(f"{name}.api_base is required when {name}.provider is 'openai'")
-    return role.api_base.rstrip("/")
-
-
-@contextlib.contextmanager
-def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[Endpoints]:
-    """Start the embedded server if a role needs it, check every endpoint, stop the server on exit."""
-    roles = {"student": cfg.student, "teacher": cfg.teacher}
-    if cfg.teacher.provider == "none":  # teacher: off: only the student's endpoint is opened
-        roles = {"student": cfg.student}
-    # Remote endpoints are checked before the embedded server is started: a typo fails in a second.
-    bases: dict[str, str] = {}
-    for name, role in roles.items():
-        if role.provider != "local":
-            bases[name] = _remote_base(role, name)
-            check_endpoint(bases[name], role=name, api_key=resolve_api_key(role.api_key_env))
-    with contextlib.ExitStack() as stack:
-        local = [r for r in roles.values() if r.provider == "local"]
-        if local:
-            parallel = max(r.concurrency for r in local)
-            server = LocalServer(
-                parallel=parallel, log_path=log_dir / "llama-server.log" if log_dir else None
-            )
-            stack.enter_context(server)
-            for name, role in roles.items():
-                if role.provider == "local":
-                    bases[name] = server.api_base
-        yield Endpoints(student=bases["student"], teacher=bases.get("teacher", ""))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

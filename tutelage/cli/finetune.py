@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from tutelage._cli import _env, _guard, console
+from tutelage.cli._common import _env, _guard, console
 
-__all__ = ["export_finetune_command"]
+__all__ = ["app", "export_finetune_command"]
+
+app = typer.Typer()
 
 
+@app.command("export-finetune")
 def export_finetune_command(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="the run directory to export from")],
     out_dir: Annotated[
@@ -24,7 +27,7 @@ def export_finetune_command(
 ) -> None:
     """Write sft.jsonl and preference.jsonl: every round's rows, each once, checked against the test split."""
     _env()
-    from tutelage.loop.finetune import export_finetune
+    from tutelage.train.datasets import export_finetune
 
     out = out_dir if out_dir is not None else run_dir / "finetune" / "all"
     counts = _guard(lambda: export_finetune(run_dir, out, metadata=metadata))

@@ -16,17 +16,19 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from tutelage._cli import _env, _guard, console
+from tutelage.cli._common import _env, _guard, console
 from tutelage.errors import DataError
 from tutelage.memory.admit import Admission
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.leakage import LeakageGuard
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus, lesson_id
 from tutelage.memory.location import open_location
 from tutelage.memory.playbook import export_jsonl, playbook_markdown, read_jsonl, shorten
 from tutelage.memory.query import LessonFilter
+from tutelage.memory.store import LessonStore
 
-memory_app = typer.Typer(
+__all__ = ["app"]
+
+app = typer.Typer(
     help="Inspect and curate a lesson memory: a run directory or a bare store folder.", no_args_is_help=True
 )
 
@@ -53,13 +55,13 @@ def _command(name: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
             _env()
             _guard(lambda: fn(*args, **kwargs))
 
-        memory_app.command(name)(guarded)
+        app.command(name)(guarded)
         return guarded
 
     return register
 
 
-def _find(store: ChromaLessonStore, ref: str, loc: Path) -> Lesson:
+def _find(store: LessonStore, ref: str, loc: Path) -> Lesson:
     exact = store.get([ref])
     if exact:
         return exact[0]
@@ -91,7 +93,7 @@ def _admission(loc: Path) -> tuple[Admission, str]:
     return Admission(guard, cfg.memory.verify), ""
 
 
-def _next_round(store: ChromaLessonStore) -> int:
+def _next_round(store: LessonStore) -> int:
     """The round a person's change takes effect in: the one after the last round that wrote or
     credited a lesson (a person's own changes do not move it, so repeated edits stay in one round).
 

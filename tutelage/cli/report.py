@@ -11,12 +11,14 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from tutelage._cli import _env, _guard, console
+from tutelage.cli._common import _env, _guard, console
 
 if TYPE_CHECKING:
     from tutelage.evals.compare import Comparison
 
-__all__ = ["compare_command", "report_command"]
+__all__ = ["app", "compare_command", "report_command"]
+
+app = typer.Typer()
 
 Source = Annotated[
     Path,
@@ -32,6 +34,7 @@ SliceKey = Annotated[
 ]
 
 
+@app.command("report")
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="the run directory, finished or not", show_default=False)],
     slice_key: SliceKey = None,
@@ -86,6 +89,7 @@ def _slice_table(result: Comparison, top: int) -> Table:
     return table
 
 
+@app.command("compare")
 def compare_command(
     run_a: Annotated[Path, typer.Argument(help="A: the baseline", show_default=False)],
     run_b: Annotated[Path, typer.Argument(help="B: compared against A", show_default=False)],

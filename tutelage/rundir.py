@@ -1,4 +1,8 @@
-"""The run directory: where every artifact of a run lives, and the metrics and report written there."""
+"""The run folder: where every artifact of a run lives (``RunPaths``), claimed and locked per process.
+
+A small module at the bottom of the package: the loop writes through it, and the reports, the memory
+commands and the eval harness read a run through it without importing the runner.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,18 @@ import fcntl
 import json
 import os
 import platform
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from tutelage.agents.ledger import Ledger
 from tutelage.config import RunConfig
 from tutelage.errors import RunDirError
-from tutelage.evals.report import write_run_report
-from tutelage.memory.lesson import Lesson
 
-__all__ = ["RunPaths", "new_run_dir", "write_metrics", "write_report"]
+__all__ = ["RunPaths", "new_run_dir"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,23 @@ class RunPaths:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints.sqlite"
+
+    @property
+    def thread_id(self) -> str:
+        """The run's id, under which its checkpoints are filed (``run_id``, written when it starts).
+
+        A run folder from before run ids were kept filed its checkpoints under ``loop``.
+        """
+        try:
+            return (self.root / "run_id").read_text(encoding="utf-8").strip() or "loop"
+        except FileNotFoundError:
+            return "loop"
+
+    def claim_id(self) -> str:
+        """Give a new run its id: its folder name and a random suffix, unique across machines."""
+        run_id = f"{self.root.name}-{uuid.uuid4().hex[:12]}"
+        (self.root / "run_id").write_text(run_id + "\n", encoding="utf-8")
+        return run_id
 
     @property
     def ledger(self) -> Path:
@@ -121,27 +139,3 @@ def new_run_dir(cfg: RunConfig) -> RunPaths:
         except FileExistsError:
             n += 1
             candidate = base / f"{cfg.name}-{n}"
-
-
-def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:
-    """Write ``metrics.json`` from the loop state (atomically); return what was written."""
-    ledger = Ledger(paths.ledger)
-    data = {
-        "rounds": state.get("rounds", []),
-        "test_accuracy": {"before": state.get("test_before"), "after": state.get("test_after")},
-        "dev_accuracy": {"start": state.get("dev_start"), "kept": state.get("dev_incumbent")},
-        "kept_round": state.get("incumbent_round"),
-        "test_seconds": state.get("test_seconds", {}),
-        "stop_reason": state.get("stop_reason"),
-        "cost": ledger.totals(),
-        "wall_seconds": round(ledger.recorded_seconds(), 1),
-    }
-    tmp = paths.metrics.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(paths.metrics)
-    return data
-
-
-def write_report(paths: RunPaths, cfg: RunConfig, metrics: dict[str, Any], lessons: list[Lesson]) -> None:
-    """``report.md``, a self-contained ``report.html`` (figures in ``report_files/``) and ``playbook.md``."""
-    write_run_report(paths.root, cfg, metrics, lessons)

@@ -39,11 +39,11 @@ from tutelage.agents.teacher import Diagnosis
 from tutelage.errors import DataError, RunDirError
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.suites import Suite, Task
-from tutelage.loop.rundir import RunPaths
-from tutelage.memory.chroma import ChromaLessonStore
 from tutelage.memory.leakage import LeakageGuard
 from tutelage.memory.lesson import DEMO_KINDS
 from tutelage.memory.query import LessonFilter
+from tutelage.memory.store import LessonStore
+from tutelage.rundir import RunPaths
 
 __all__ = [
     "export_finetune",
@@ -208,7 +208,7 @@ def write_round_sets(
     round_no: int,
     *,
     tasks: Mapping[str, Task],
-    memory: ChromaLessonStore,
+    memory: LessonStore,
     guard: LeakageGuard,
     instructions: str,
     held_out_ids: Collection[str],

@@ -1,4 +1,4 @@
-"""The ``tutelage`` command line: run, resume, eval, memory."""
+"""``tutelage run``, ``resume``, ``eval``, ``transfer`` and ``track``, with their progress display."""
 
 from __future__ import annotations
 
@@ -18,18 +18,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tutelage._cli import _env, _guard, console
-from tutelage.cli_finetune import export_finetune_command
-from tutelage.cli_memory import memory_app
-from tutelage.cli_report import compare_command, report_command
+from tutelage.cli._common import _env, _guard, console
 
-app = typer.Typer(
-    help="tutelage: a teacher writes lessons, DSPy compiles a better student.", no_args_is_help=True
-)
-app.add_typer(memory_app, name="memory")
-app.command("export-finetune")(export_finetune_command)
-app.command("report")(report_command)
-app.command("compare")(compare_command)
+__all__ = ["app"]
+
+app = typer.Typer()
 
 
 def _pct(x: float | None) -> str:
@@ -159,8 +152,8 @@ def run(
 ) -> None:
     """Run the self-improvement loop (no CONFIG: Banking77 quickstart on the embedded SmolLM2, 3 rounds)."""
     _env()
+    from tutelage.api import run as run_loop
     from tutelage.config import load_config
-    from tutelage.loop.runner import start_run
 
     cfg = _guard(lambda: load_config(config, overrides))
     console.print(
@@ -169,7 +162,7 @@ def run(
         f"({cfg.student.provider}), teacher {cfg.teacher.model} ({cfg.teacher.provider})"
     )
     with RichReporter() as reporter:
-        result = _guard(lambda: start_run(cfg, reporter=reporter))
+        result = _guard(lambda: run_loop(cfg, reporter=reporter))
     _summary(result)
 
 
@@ -177,10 +170,10 @@ def run(
 def resume(run_dir: Annotated[Path, typer.Argument(help="the run directory to continue")]) -> None:
     """Continue a run that was killed, without redoing finished rounds or duplicating lessons."""
     _env()
-    from tutelage.loop.runner import resume_run
+    from tutelage.api import resume as resume_loop
 
     with RichReporter() as reporter:
-        result = _guard(lambda: resume_run(run_dir, reporter=reporter))
+        result = _guard(lambda: resume_loop(run_dir, reporter=reporter))
     _summary(result)
 
 
@@ -218,7 +211,7 @@ def eval_(
     _env()
     from tutelage.config import load_config
     from tutelage.evals.runner import eval_overrides, evaluate
-    from tutelage.loop.rundir import RunPaths
+    from tutelage.rundir import RunPaths
 
     if suite is not None and suite.endswith((".yaml", ".yml")):
         config, suite = config or Path(suite), None
@@ -310,11 +303,3 @@ def track(
 
     run_id = _guard(lambda: log_run(run_dir, uri, experiment))
     console.print(f"logged {run_dir} to MLflow run {run_id}")
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app(prog_name="tutelage")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

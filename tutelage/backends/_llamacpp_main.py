@@ -1,6 +1,6 @@
 """Child-process entry point that serves a GGUF model with llama.cpp's own server (xllamacpp).
 
-Run as ``python -m tutelage.agents._llamacpp_main --model F --port P --parent PID``. It exits on
+Run as ``python -m tutelage.backends._llamacpp_main --model F --port P --parent PID``. It exits on
 SIGTERM, or by itself when the parent process that started it goes away, at any moment (model loading
 included), so no server outlives a killed run: the parent's pid comes on the command line, a watcher
 thread starts before anything else, and with ``--deathsig`` the kernel kills the child with its parent.
