@@ -18,8 +18,8 @@ from tutelage.errors import DataError
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Suite, Task, load_suite
 from tutelage.memory import Lesson
+from tutelage.memory._leakage import LeakageGuard
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.leakage import LeakageGuard
 from tutelage.rundir import RunPaths
 from tutelage.testing import HashEmbedder
 from tutelage.train.datasets import (

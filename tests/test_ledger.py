@@ -11,12 +11,12 @@ from tutelage.errors import BudgetExhausted
 from tutelage.evals.harness import Attempt
 from tutelage.evals.stats import paired_sign_test
 from tutelage.evals.suites import Task
-from tutelage.loop.batches import select_batch
+from tutelage.loop._batches import select_batch
+from tutelage.memory._curate import rollback_round
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.curate import rollback_round
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
-from tutelage.memory.undo import UndoLog
 from tutelage.testing import HashEmbedder
 
 

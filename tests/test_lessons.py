@@ -14,10 +14,10 @@ from tutelage.config import CurateConfig
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.loop import LogReporter
-from tutelage.loop.verify import verify_lesson
+from tutelage.loop._verify import verify_lesson
 from tutelage.memory import Lesson
+from tutelage.memory._curate import Outcome, apply_credit, curate
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.curate import Outcome, apply_credit, curate
 from tutelage.testing import HashEmbedder, ScriptedServer
 
 from .conftest import TEACHER_REPLY, scripted_config

@@ -21,10 +21,10 @@ from tutelage.memory import (
     playbook_markdown,
     read_jsonl,
 )
+from tutelage.memory._curate import rollback_round
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.curate import rollback_round
 from tutelage.memory.store import STORES
-from tutelage.memory.undo import UndoLog
 from tutelage.testing import ChromaServer, HashEmbedder, ScriptedServer
 from tutelage.tools import memory_search_tool
 

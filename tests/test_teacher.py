@@ -19,15 +19,15 @@ from tutelage.config import CurateConfig, RoleConfig, load_config
 from tutelage.errors import ConfigError
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task, load_suite
-from tutelage.loop.verify import check_candidates
+from tutelage.loop._verify import check_candidates
 from tutelage.memory import Lesson
-from tutelage.memory.admit import Admission
+from tutelage.memory._admit import Admission
+from tutelage.memory._curate import curate, rollback_round
+from tutelage.memory._leakage import LeakageGuard
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.chroma import ChromaLessonStore
-from tutelage.memory.curate import curate, rollback_round
-from tutelage.memory.leakage import LeakageGuard
 from tutelage.memory.location import open_run_memory
 from tutelage.memory.query import LessonFilter
-from tutelage.memory.undo import UndoLog
 from tutelage.optimizers import OPTIMIZERS, Compiled
 from tutelage.rundir import RunPaths
 from tutelage.testing import HashEmbedder, ScriptedServer, last_demo_answer

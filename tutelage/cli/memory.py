@@ -18,8 +18,8 @@ from rich.text import Text
 
 from tutelage.cli._common import _env, _guard, console
 from tutelage.errors import DataError
-from tutelage.memory.admit import Admission
-from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory._admit import Admission
+from tutelage.memory._leakage import LeakageGuard
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus, lesson_id
 from tutelage.memory.location import open_location
 from tutelage.memory.playbook import export_jsonl, playbook_markdown, read_jsonl, shorten

@@ -1,9 +1,9 @@
 """The LangGraph state machine that runs the rounds, and the run directory it writes."""
 
+from tutelage.loop._state import LoopState, RunContext
 from tutelage.loop.graph import build_graph
 from tutelage.loop.progress import LogReporter, Reporter
 from tutelage.loop.runner import RunResult, resume_run, start_run
-from tutelage.loop.state import LoopState, RunContext
 
 __all__ = [
     "LogReporter",

@@ -8,8 +8,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from tutelage import failpoints
-from tutelage.loop import compile_node, lesson_nodes, nodes
-from tutelage.loop.state import LoopState, RunContext
+from tutelage.loop import _compile_node as compile_node
+from tutelage.loop import _lesson_nodes as lesson_nodes
+from tutelage.loop import _nodes as nodes
+from tutelage.loop._state import LoopState, RunContext
 
 __all__ = ["build_graph"]
 

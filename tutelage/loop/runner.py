@@ -20,10 +20,10 @@ from tutelage.checkpoints import checkpointer, checkpoints_for
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import DataError, RunDirError, TutelageError
 from tutelage.evals.suites import bind_judge, load_suite
+from tutelage.loop._metrics import write_metrics
+from tutelage.loop._state import RunContext
 from tutelage.loop.graph import build_graph
-from tutelage.loop.metrics import write_metrics
 from tutelage.loop.progress import LogReporter, Reporter
-from tutelage.loop.state import RunContext
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.location import open_run_memory

@@ -1,7 +1,7 @@
 """Lesson memory: the lesson record, the ``LessonStore`` seam and its registry, embedders, export.
 
 The loop's own memory operations (admission, credit, curation, rollback) live in their modules
-(``tutelage.memory.admit``, ``.curate``) and are not part of the public surface.
+(``tutelage.memory._admit``, ``.curate``) and are not part of the public surface.
 """
 
 from tutelage.memory.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder, build_embedder

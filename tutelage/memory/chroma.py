@@ -20,11 +20,11 @@ from chromadb.config import Settings
 
 from tutelage import failpoints
 from tutelage.errors import ConfigError, DataError, EndpointError
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 from tutelage.memory.query import LessonFilter, flat, mmr_order
 from tutelage.memory.store import Hit
-from tutelage.memory.undo import UndoLog
 
 __all__ = ["ChromaLessonStore"]
 

@@ -18,11 +18,11 @@ from typing import ClassVar
 import numpy as np
 
 from tutelage.errors import ConfigError, DataError
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 from tutelage.memory.query import LessonFilter, flat, mmr_order
 from tutelage.memory.store import Hit
-from tutelage.memory.undo import UndoLog
 
 __all__ = ["JsonlLessonStore"]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from tutelage.errors import ConfigError
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.embed import Embedder
 from tutelage.memory.lesson import Lesson, LessonKind, LessonStatus
 from tutelage.memory.query import LessonFilter
-from tutelage.memory.undo import UndoLog
 
 if TYPE_CHECKING:
     from tutelage.config import MemoryConfig

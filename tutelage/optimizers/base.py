@@ -20,7 +20,7 @@ from tutelage.config import LoopConfig
 from tutelage.evals.harness import Attempt
 from tutelage.evals.metrics import Metric
 from tutelage.evals.suites import Task
-from tutelage.memory.admit import Admission
+from tutelage.memory._admit import Admission
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.store import LessonStore
 

@@ -39,7 +39,7 @@ from tutelage.agents.teacher import Diagnosis
 from tutelage.errors import DataError, RunDirError
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.suites import Suite, Task
-from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory._leakage import LeakageGuard
 from tutelage.memory.lesson import DEMO_KINDS
 from tutelage.memory.query import LessonFilter
 from tutelage.memory.store import LessonStore

@@ -18,9 +18,9 @@ from tutelage.agents.teacher import Teacher
 from tutelage.backends import CallJournal, replayed
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
-from tutelage.loop.lesson_nodes import candidate_check
-from tutelage.loop.nodes import _evaluate, _shuffled_train, load_program, timed
-from tutelage.loop.state import LoopState, RunContext
+from tutelage.loop._lesson_nodes import candidate_check
+from tutelage.loop._nodes import _evaluate, _shuffled_train, load_program, timed
+from tutelage.loop._state import LoopState, RunContext
 from tutelage.memory.lesson import Lesson
 from tutelage.optimizers import CompileContext, build_optimizer
 

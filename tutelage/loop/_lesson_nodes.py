@@ -15,11 +15,11 @@ from tutelage.agents.student import make_solver
 from tutelage.agents.teacher import Diagnosis, lessons_from
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.suites import Task
-from tutelage.loop.nodes import load_program, timed
-from tutelage.loop.state import LoopState, RunContext
-from tutelage.loop.verify import check_candidates
-from tutelage.memory.admit import Check, Verdict
-from tutelage.memory.curate import curate
+from tutelage.loop._nodes import load_program, timed
+from tutelage.loop._state import LoopState, RunContext
+from tutelage.loop._verify import check_candidates
+from tutelage.memory._admit import Check, Verdict
+from tutelage.memory._curate import curate
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
 from tutelage.train.datasets import held_out, write_round_sets

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from tutelage.config import CurateConfig
 from tutelage.evals.metrics import normalize_label
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.memory.query import LessonFilter
 from tutelage.memory.store import LessonStore
-from tutelage.memory.undo import UndoLog
 
 __all__ = ["Curation", "Outcome", "apply_credit", "credit", "curate", "rollback_round"]
 

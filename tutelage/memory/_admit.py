@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory._leakage import LeakageGuard
 from tutelage.memory.lesson import Lesson
 from tutelage.memory.store import LessonStore
 

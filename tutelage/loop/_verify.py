@@ -19,7 +19,7 @@ import numpy as np
 
 from tutelage.evals.harness import Attempt, run_tasks
 from tutelage.evals.suites import Task
-from tutelage.memory.admit import Verdict, VerifyMode
+from tutelage.memory._admit import Verdict, VerifyMode
 from tutelage.memory.lesson import Lesson
 
 __all__ = ["SolveWith", "Verdict", "check_candidates", "nearest_tasks", "verify_lesson"]

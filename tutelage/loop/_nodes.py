@@ -24,12 +24,12 @@ from tutelage.errors import BudgetExhausted, DataError
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.stats import paired_sign_test
 from tutelage.evals.suites import Task
-from tutelage.loop.batches import select_batch
-from tutelage.loop.metrics import write_metrics
-from tutelage.loop.state import LoopState, RunContext
-from tutelage.memory.curate import Outcome, apply_credit, rollback_round
+from tutelage.loop._batches import select_batch
+from tutelage.loop._metrics import write_metrics
+from tutelage.loop._state import LoopState, RunContext
+from tutelage.memory._curate import Outcome, apply_credit, rollback_round
+from tutelage.memory._undo import UndoLog
 from tutelage.memory.query import LessonFilter
-from tutelage.memory.undo import UndoLog
 
 __all__ = [
     "attempt",

@@ -9,8 +9,8 @@ from tutelage.agents.ledger import Ledger
 from tutelage.config import RunConfig
 from tutelage.evals.suites import Suite, Task
 from tutelage.loop.progress import Reporter
-from tutelage.memory.admit import Admission
-from tutelage.memory.leakage import LeakageGuard
+from tutelage.memory._admit import Admission
+from tutelage.memory._leakage import LeakageGuard
 from tutelage.memory.store import LessonStore
 from tutelage.rundir import RunPaths
 
