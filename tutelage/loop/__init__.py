@@ -1,4 +1,4 @@
-"""The LangGraph state machine that runs the rounds, and the run directory it writes."""
+"""The LangGraph state machine that runs the rounds, and the runner that starts and resumes it."""
 
 from tutelage.loop._state import LoopState, RunContext
 from tutelage.loop.graph import build_graph
