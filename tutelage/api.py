@@ -19,9 +19,9 @@ from typing import Any
 import dspy
 
 from tutelage.agents.student import StudentProgram, make_solver
-from tutelage.backends import build_lm, open_endpoints
+from tutelage.backends import build_lm, open_endpoints, routed
 from tutelage.config import RunConfig, load_config
-from tutelage.errors import RunDirError
+from tutelage.errors import ConfigError, RunDirError
 from tutelage.evals.graders import JudgeGrader
 from tutelage.evals.report import write_run_report
 from tutelage.evals.suites import Task, bind_judge, load_suite
@@ -31,6 +31,7 @@ from tutelage.memory.embed import Embedder
 from tutelage.memory.location import open_run_memory
 from tutelage.memory.store import LessonStore
 from tutelage.rundir import RunPaths
+from tutelage.train import Adapter
 
 __all__ = ["RunResult", "Student", "load_memory", "resume", "run"]
 
@@ -128,8 +129,16 @@ class Student:
             endpoints = stack.enter_context(
                 open_endpoints(cfg if judged else cfg.model_copy(update={"teacher": cfg.student}))
             )
-            lm = lm or build_lm(cfg.student, endpoints.student)
+            given, lm = lm, lm or build_lm(cfg.student, endpoints.student)
             suite = bind_judge(suite, build_lm(cfg.teacher, endpoints.teacher)) if judged else suite
+            if given is None and compiled.adapter is not None:  # it answers with its trained weights
+                if endpoints.adapters is None:
+                    stack.close()
+                    raise ConfigError(
+                        f"student.provider {cfg.student.provider!r} cannot serve the program's adapter "
+                        f"{compiled.adapter['name']!r}"
+                    )
+                lm = routed(lm, endpoints.adapters.serve(Adapter.from_json(compiled.adapter)))
         return cls(compiled, lm, stack, suite.metric)
 
     def predict(self, text: str, *, gold: str = "") -> dict[str, Any]:

@@ -388,6 +388,10 @@ class LoopConfig(_Frozen):
             raise ValueError("loop.search_k and loop.search_strategies hold lesson counts (0 or more)")
         return self
 
+    def moves(self, round_no: int) -> str:
+        """What round ``round_no`` (from 1) moves: ``prompt``, ``weights`` or ``both``."""
+        return self.schedule[(round_no - 1) % len(self.schedule)]
+
     @property
     def validation_size(self) -> int:
         return self.val_size if self.val_size is not None else self.search_size // 2
@@ -411,6 +415,9 @@ class LoopConfig(_Frozen):
     # failure still becomes a gold example. None: all of them.
     diagnose_max: int | None = Field(None, ge=1)
     patience: int | None = Field(None, ge=1)
+    # What each round moves, cycling: `prompt` (memory and compiled program), `weights` (a LoRA
+    # adapter trained on the kept rounds' fine-tune sets), `both` (prompt, then weights: BetterTogether)
+    schedule: tuple[Literal["prompt", "weights", "both"], ...] = Field(("prompt",), min_length=1)
     accept: AcceptConfig = AcceptConfig()
     budget: BudgetConfig = BudgetConfig()
 
@@ -419,6 +426,43 @@ class LoopConfig(_Frozen):
     def _old_name(cls, value: object) -> object:
         # The v0 name of `fewshot`, which searched the example depth only.
         return "fewshot" if value == "retrieval-search" else value
+
+
+LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TrainData = Literal["gold", "correct", "context"]
+
+
+class TrainConfig(_Frozen):
+    """How the student's weights are trained in a round whose ``loop.schedule`` entry moves them.
+
+    ``trainer`` names a ``tutelage.train.TRAINERS`` entry: ``peft`` (LoRA with transformers + peft +
+    TRL; the ``train`` extra) or ``openai`` (the OpenAI fine-tuning API at ``api_base``). ``base`` is
+    what ``peft`` loads: a GGUF file, an HF folder or hub id (default: the student's GGUF, the packaged
+    SmolLM2 for the embedded student); for ``openai`` it is the model name to fine-tune (default
+    ``student.model``). ``data`` says which rows of the kept rounds' fine-tune sets are trained on:
+    ``gold`` (gold, worked and synthetic examples), ``correct`` (the student's own correct answers
+    without lessons shown), ``context`` (answers it got right with lessons shown, trained as targets
+    for the prompt without them: context distillation).
+    """
+
+    trainer: str = Field("peft", min_length=1)
+    base: str | None = Field(None, min_length=1)
+    data: tuple[TrainData, ...] = Field(("gold", "correct", "context"), min_length=1)
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = Field(LORA_MODULES, min_length=1)
+    epochs: float = Field(2.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    # tokens of prompt + answer; a longer row is left out (an answer cut off would teach nothing)
+    max_length: int = Field(2048, ge=16)
+    save_steps: int = Field(10, ge=1)
+    # the openai trainer: where the fine-tuning API is, its key, how often to poll a job
+    api_base: str | None = None
+    api_key_env: str | None = None
+    poll_seconds: float = Field(10.0, gt=0)
 
 
 class TrackingConfig(_Frozen):
@@ -461,6 +505,7 @@ class RunConfig(_Frozen):
     agent: AgentConfig = AgentConfig()
     tracking: TrackingConfig = TrackingConfig()
     checkpoints: CheckpointConfig = CheckpointConfig()
+    train: TrainConfig = TrainConfig()
 
     @field_validator("name")
     @classmethod

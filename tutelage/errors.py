@@ -9,7 +9,8 @@ Systemic failures raise; per-task failures (a wrong answer, an unparsable reply)
     ├── EndpointError      an LLM or embedding endpoint that cannot be reached or answers garbage
     ├── LocalServerError   the embedded llama.cpp server could not start
     ├── RunDirError        a run directory that is missing, foreign or inconsistent
-    └── TrackingError      the MLflow store refuses or cannot be reached (the run itself is kept)
+    ├── TrackingError      the MLflow store refuses or cannot be reached (the run itself is kept)
+    └── TrainError         a training job failed, was cancelled, or its request was refused
 
 The CLI turns any of these into one line and a non-zero exit; any other exception is a bug.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "LocalServerError",
     "RunDirError",
     "TrackingError",
+    "TrainError",
     "TutelageError",
 ]
 
@@ -58,3 +60,7 @@ class BudgetExhausted(TutelageError):
 
 class TrackingError(TutelageError):
     """Logging a run to the MLflow tracking store failed; the run directory is unaffected."""
+
+
+class TrainError(TutelageError):
+    """Training did not produce an adapter: a hosted fine-tuning job failed or was refused."""

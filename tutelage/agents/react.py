@@ -325,4 +325,5 @@ class ReActStudent(StudentProgram):
         settings = {key: data[key] for key in _SETTINGS if key in data}
         program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **settings, **policy)
         program.predict.load_state(data["predict"])
+        program.adapter = data.get("adapter")
         return program

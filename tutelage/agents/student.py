@@ -67,6 +67,9 @@ class StudentProgram(dspy.Module):
         self.as_of_round = as_of_round
         self.teacher_examples = teacher_examples
         self.extra: list[Lesson] = []  # shown on top of retrieval (verifying a candidate lesson)
+        # The trained weights this program answers with (``tutelage.train.Adapter.to_json()``), or None
+        # for the base model; the run's backend serves it (``tutelage.backends.AdapterHost``).
+        self.adapter: dict[str, Any] | None = None
 
     def retrieve(self, task: str) -> tuple[list[Lesson], list[Lesson]]:
         """The example and strategy lessons shown for ``task``, most relevant first."""
@@ -125,6 +128,7 @@ class StudentProgram(dspy.Module):
         )
         copy.predict = self.predict.deepcopy()
         copy.extra = list(self.extra)
+        copy.adapter = self.adapter
         return copy
 
     def reset_copy(self) -> StudentProgram:
@@ -140,6 +144,7 @@ class StudentProgram(dspy.Module):
             **{key: getattr(self, key) for key in POLICY_KEYS},
             "choices": self.choices,
             "predict": self.predict.dump_state(),
+            "adapter": self.adapter,
         }
 
     def save_json(self, path: Path, **meta: Any) -> None:
@@ -166,6 +171,7 @@ class StudentProgram(dspy.Module):
             policy["as_of_round"] = as_of_round
         program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **policy)
         program.predict.load_state(data["predict"])
+        program.adapter = data.get("adapter")
         return program
 
 

@@ -17,9 +17,11 @@ import contextlib
 import importlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
+
+import dspy
 
 from tutelage.backends._lm import (
     RETRIED,
@@ -39,6 +41,8 @@ from tutelage.errors import ConfigError
 __all__ = [
     "BACKENDS",
     "RETRIED",
+    "AdapterHost",
+    "AdapterRoute",
     "CallJournal",
     "CallLedger",
     "Endpoints",
@@ -51,6 +55,7 @@ __all__ = [
     "open_endpoints",
     "replayed",
     "resolve_api_key",
+    "routed",
     "systemic_error",
 ]
 
@@ -58,6 +63,7 @@ __all__ = [
 BACKENDS: dict[str, str] = {
     "local": "tutelage.backends.local:LocalBackend",
     "openai": "tutelage.backends.openai:OpenAIBackend",
+    "vllm": "tutelage.backends.vllm:VLLMBackend",
 }
 
 
@@ -68,6 +74,8 @@ class ModelBackend(Protocol):
     answers (a failure is one ``TutelageError`` line); yields role name -> ``api_base`` (``.../v1``);
     and stops what it started when the block ends. A backend that only attaches
     (``starts_servers = False``) is opened before any that starts a server, so a typo fails in a second.
+    A backend that can serve trained adapters also has ``adapter_host(role) -> AdapterHost``, valid
+    while its ``open`` block is.
     """
 
     starts_servers: ClassVar[bool]
@@ -80,11 +88,44 @@ class ModelBackend(Protocol):
 
 
 @dataclass(frozen=True)
+class AdapterRoute:
+    """How a request reaches a served adapter: another model name, and/or extra request-body fields."""
+
+    model: str | None = None  # vLLM, OpenAI: the adapter (or tuned model) is addressed by name
+    body: dict[str, Any] = field(default_factory=dict)  # llama.cpp: the per-request ``lora`` scales
+
+
+class AdapterHost(Protocol):
+    """Serves trained adapters on one role's endpoint (what a backend offers after ``open``).
+
+    ``serve`` makes the adapter answer on the endpoint (loading it, or restarting a server the backend
+    started) and returns how to address it; requests without that route still reach the base model.
+    ``unload`` frees an adapter that was rolled back. ``adapter`` is a ``tutelage.train.Adapter``.
+    """
+
+    def serve(self, adapter: Any) -> AdapterRoute: ...
+
+    def unload(self, adapter: Any) -> None: ...
+
+
+def routed(lm: dspy.LM, route: AdapterRoute) -> dspy.LM:
+    """A copy of ``lm`` (same ledger, role and journal) whose requests go to ``route``'s adapter."""
+    changes: dict[str, Any] = {}
+    if route.model is not None:
+        changes["model"] = f"openai/{route.model}"
+    if route.body:
+        changes["extra_body"] = {**(lm.kwargs.get("extra_body") or {}), **route.body}
+    return lm.copy(**changes)
+
+
+@dataclass(frozen=True)
 class Endpoints:
-    """Resolved base URLs (``.../v1``) of the student and the teacher (empty when the teacher is off)."""
+    """Resolved base URLs (``.../v1``) of the student and the teacher (empty when the teacher is off),
+    and the student backend's adapter host (None: its backend cannot serve trained adapters)."""
 
     student: str
     teacher: str
+    adapters: AdapterHost | None = None
 
 
 def backend(provider: str, *, role: str = "role") -> ModelBackend:
@@ -116,7 +157,11 @@ def open_endpoints(cfg: RunConfig, *, log_dir: Path | None = None) -> Iterator[E
         key=lambda pair: pair[0].starts_servers,
     )
     bases: dict[str, str] = {}
+    host: AdapterHost | None = None
     with contextlib.ExitStack() as stack:
         for chosen, group in opened:
             bases.update(stack.enter_context(chosen.open(roles=group, log_dir=log_dir)))
-        yield Endpoints(student=bases["student"], teacher=bases.get("teacher", ""))
+            hosting = getattr(chosen, "adapter_host", None)  # optional: not every backend serves adapters
+            if "student" in group and hosting is not None:
+                host = hosting("student")
+        yield Endpoints(student=bases["student"], teacher=bases.get("teacher", ""), adapters=host)

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", default="local")
     parser.add_argument("--parent", type=int, default=None)
     parser.add_argument("--deathsig", action="store_true")
+    # LoRA adapters (GGUF), loaded at scale 0: a request picks one with its `lora` field
+    parser.add_argument("--lora", action="append", default=[])
     args = parser.parse_args(argv)
     parent = args.parent or os.getppid()
     if args.deathsig:  # only asked for when the parent's main thread started us (the kernel ties the
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     params.port = args.port
     params.hostnames = ["127.0.0.1"]
     params.embedding = False
+    if args.lora:
+        params.lora_adapters = [xlc.CommonAdapterLoraInfo(path, 1.0) for path in args.lora]
+        params.lora_init_without_apply = True
     server = xlc.Server(params)
     sys.stdout.write(f"listening {server.listening_address}\n")
     sys.stdout.flush()

@@ -19,10 +19,11 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
+from tutelage.backends import AdapterRoute
 from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError, LocalServerError
 
@@ -68,8 +69,10 @@ class LocalServer:
         ctx_per_slot: int = 2048,
         log_path: Path | None = None,
         start_timeout: float = 120.0,
+        lora: list[Path] | None = None,
     ) -> None:
         self.model_path = model_path or embedded_model_path()
+        self.lora = list(lora or [])  # GGUF LoRA adapters, loaded unapplied: see ``LocalAdapterHost``
         self.parallel = parallel
         self.ctx_per_slot = ctx_per_slot
         self.log_path = log_path
@@ -82,7 +85,7 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LocalServer:
-        self.port = _free_port()
+        self.port = self.port or _free_port()  # a restart keeps its address: LM clients hold it
         cmd = [
             sys.executable,
             "-m",
@@ -98,6 +101,8 @@ class LocalServer:
             "--parent",
             str(os.getpid()),
         ]
+        for adapter in self.lora:
+            cmd += ["--lora", str(adapter)]
         if threading.current_thread() is threading.main_thread():
             cmd.append("--deathsig")  # the kernel kills it with us (tied to the forking thread)
         sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -135,6 +140,12 @@ class LocalServer:
             f"the embedded llama.cpp server did not answer within {self.start_timeout:.0f}s"
         )
 
+    def restart(self, lora: list[Path]) -> None:
+        """Stop, then start again on the same port with these LoRA adapters loaded."""
+        self.stop()
+        self.lora = list(lora)
+        self.start()
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
@@ -164,6 +175,13 @@ class LocalBackend:
 
     starts_servers: ClassVar[bool] = True
 
+    def __init__(self) -> None:
+        self._servers: dict[str, LocalServer] = {}
+
+    def adapter_host(self, role: str) -> LocalAdapterHost:
+        """Serve trained adapters on ``role``'s server (valid inside ``open``)."""
+        return LocalAdapterHost(self._servers[role])
+
     @contextlib.contextmanager
     def open(
         self, *, roles: Mapping[str, RoleConfig], log_dir: Path | None = None
@@ -182,7 +200,36 @@ class LocalBackend:
                 )
                 stack.enter_context(server)
                 bases.update(dict.fromkeys(names, server.api_base))
+                self._servers.update(dict.fromkeys(names, server))
             yield bases
+
+
+class LocalAdapterHost:
+    """LoRA adapters on a llama.cpp server that may be shared with the teacher.
+
+    llama.cpp loads adapters only at start, so a new one restarts the server (same port, a second or
+    two for a small model) with every adapter served so far, each at scale 0; a student request
+    applies its own with the per-request ``lora`` field, and the teacher's requests, which name none,
+    stay on the base weights. An unloaded (rolled-back) adapter is never routed to again and leaves
+    the server at its next restart; a route is valid until the next ``serve`` (ask again after it).
+    """
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+        self.retired: set[Path] = set()
+
+    def serve(self, adapter: Any) -> AdapterRoute:
+        gguf = Path(adapter.meta.get("gguf") or "")
+        if not gguf.is_file():
+            raise ConfigError(f"adapter {adapter.name!r} has no llama.cpp GGUF file to serve ({gguf})")
+        gguf = gguf.resolve()
+        self.retired.discard(gguf)
+        if gguf not in self.server.lora:
+            self.server.restart([*(p for p in self.server.lora if p not in self.retired), gguf])
+        return AdapterRoute(body={"lora": [{"id": self.server.lora.index(gguf), "scale": 1.0}]})
+
+    def unload(self, adapter: Any) -> None:
+        self.retired.add(Path(adapter.meta.get("gguf") or "").resolve())
 
 
 def _model_file(role: RoleConfig, name: str) -> Path:

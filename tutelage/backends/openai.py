@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from tutelage.backends import AdapterHost, AdapterRoute
 from tutelage.backends._lm import check_endpoint, resolve_api_key
 from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError
 
-__all__ = ["OpenAIBackend"]
+__all__ = ["HostedAdapterHost", "OpenAIBackend"]
 
 
 class OpenAIBackend:
@@ -24,9 +25,34 @@ class OpenAIBackend:
         self, *, roles: Mapping[str, RoleConfig], log_dir: Path | None = None
     ) -> Iterator[dict[str, str]]:
         bases: dict[str, str] = {}
+        keys: dict[str, str] = {}
+        self._bases, self._keys = bases, keys  # what ``adapter_host`` addresses
         for name, role in roles.items():
             if not role.api_base:
                 raise ConfigError(f"{name}.api_base is required when {name}.provider is {role.provider!r}")
             bases[name] = role.api_base.rstrip("/")
-            check_endpoint(bases[name], role=name, api_key=resolve_api_key(role.api_key_env))
+            keys[name] = resolve_api_key(role.api_key_env)
+            check_endpoint(bases[name], role=name, api_key=keys[name])
         yield bases
+
+    def adapter_host(self, role: str) -> AdapterHost:
+        """Serve tuned models hosted behind ``role``'s endpoint (valid inside ``open``)."""
+        return HostedAdapterHost(role)
+
+
+class HostedAdapterHost:
+    """Tuned models the endpoint already serves by name (an OpenAI fine-tuning job's): nothing to load."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def serve(self, adapter: Any) -> AdapterRoute:
+        if adapter.path is not None:
+            raise ConfigError(
+                f"{self.role}.provider openai cannot load local adapter weights ({adapter.path}); "
+                "use provider vllm or local"
+            )
+        return AdapterRoute(model=adapter.name)
+
+    def unload(self, adapter: Any) -> None:
+        return None  # a hosted model stays where it is; rolling it back is not asking for it

@@ -20,6 +20,7 @@ from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.loop._lesson_nodes import candidate_check
 from tutelage.loop._nodes import _evaluate, _shuffled_train, load_program, timed
+from tutelage.loop._nodes import student_lm as lm_for
 from tutelage.loop._state import LoopState, RunContext
 from tutelage.memory.lesson import Lesson
 from tutelage.optimizers import CompileContext, build_optimizer
@@ -32,11 +33,16 @@ def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str,
     """Run the configured DSPy optimizer; save the program the student uses next round as JSON."""
     ctx, r = runtime.context, state["round"]
     loop = ctx.config.loop
+    incumbent = load_program(ctx, state["program_path"])
+    path = ctx.paths.program(r)
+    if loop.moves(r) == "weights":  # this round moves the weights only: the incumbent's program
+        incumbent.save_json(path, round=r, optimizer="none", trials=[])
+        return {"candidate_path": str(path.relative_to(ctx.paths.root)), "k_examples": incumbent.k_examples}
     search = _shuffled_train(ctx)[-loop.search_size :]
     val = min(loop.validation_size, len(search) - 1)
     trainset, valset = search[: len(search) - val], search[len(search) - val :]
     journal = CallJournal(ctx.paths.journal(r, "compile-calls"))
-    student_lm = replayed(ctx.student_lm, journal)
+    student_lm = replayed(lm_for(ctx, incumbent), journal)
     teacher_lm = replayed(ctx.teacher_lm, journal) if ctx.teacher_lm is not None else None
 
     def score(program: StudentProgram, tasks: list[Task], tag: str) -> float:
@@ -72,10 +78,8 @@ def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str,
         threads=ctx.config.student.concurrency,
         admit=admit,
     )
-    compiled = optimizer.compile(
-        load_program(ctx, state["program_path"]), trainset=trainset, valset=valset, ctx=compile_ctx
-    )
-    path = ctx.paths.program(r)
+    compiled = optimizer.compile(incumbent, trainset=trainset, valset=valset, ctx=compile_ctx)
+    compiled.program.adapter = incumbent.adapter  # the weights move in train_weights, not here
     compiled.program.save_json(path, round=r, optimizer=optimizer.name, trials=compiled.trials)
     return {
         "candidate_path": str(path.relative_to(ctx.paths.root)),

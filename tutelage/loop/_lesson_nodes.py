@@ -15,7 +15,7 @@ from tutelage.agents.student import make_solver
 from tutelage.agents.teacher import Diagnosis, lessons_from
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.suites import Task
-from tutelage.loop._nodes import load_program, timed
+from tutelage.loop._nodes import load_program, student_lm, timed
 from tutelage.loop._state import LoopState, RunContext
 from tutelage.loop._verify import check_candidates
 from tutelage.memory._admit import Check, Verdict
@@ -88,11 +88,10 @@ def candidate_check(ctx: RunContext, state: LoopState, label: str) -> Check:
     batch = [ctx.tasks[i] for i in state["batch_ids"] if i in attempts]
     # The memory exactly as this round's attempts saw it, plus the one lesson under test.
     program = load_program(ctx, state["program_path"], as_of_round=r - 1)
+    lm = student_lm(ctx, program)
 
     def solve_with(lesson: Lesson, task: Task) -> Attempt:
-        solver = make_solver(
-            program.with_lessons([lesson]), lm=ctx.student_lm, metric=ctx.suite.metric, hide_own=True
-        )
+        solver = make_solver(program.with_lessons([lesson]), lm=lm, metric=ctx.suite.metric, hide_own=True)
         return solver(task)
 
     def check(candidates: list[Lesson]) -> list[Verdict]:

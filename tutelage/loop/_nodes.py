@@ -20,7 +20,8 @@ from langgraph.runtime import Runtime
 from tutelage.agents.build import build_student
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.agents.teacher import Diagnosis, Teacher, TeacherAsk
-from tutelage.errors import BudgetExhausted, DataError
+from tutelage.backends import routed
+from tutelage.errors import BudgetExhausted, ConfigError, DataError
 from tutelage.evals.harness import Attempt, accuracy, load_journal, run_tasks
 from tutelage.evals.stats import paired_sign_test
 from tutelage.evals.suites import Task
@@ -30,6 +31,7 @@ from tutelage.loop._state import LoopState, RunContext
 from tutelage.memory._curate import Outcome, apply_credit, rollback_round
 from tutelage.memory._undo import UndoLog
 from tutelage.memory.query import LessonFilter
+from tutelage.train import Adapter
 
 __all__ = [
     "attempt",
@@ -84,6 +86,18 @@ def load_program(ctx: RunContext, path: str, *, as_of_round: int | None = None) 
     return StudentProgram.load_json(ctx.paths.root / path, memory=ctx.memory, as_of_round=as_of_round)
 
 
+def student_lm(ctx: RunContext, program: StudentProgram) -> Any:
+    """The student LM that answers as ``program``: the base model, or the adapter the program names."""
+    if program.adapter is None:
+        return ctx.student_lm
+    if ctx.adapters is None:
+        raise ConfigError(
+            f"student.provider {ctx.config.student.provider!r} cannot serve trained adapters "
+            f"(the program names adapter {program.adapter['name']!r})"
+        )
+    return routed(ctx.student_lm, ctx.adapters.serve(Adapter.from_json(program.adapter)))
+
+
 def _shuffled_train(ctx: RunContext) -> list[Task]:
     """The train pool in the run's seeded order: batches from the front, search minibatches from the back."""
     pool = list(ctx.suite.train)
@@ -101,7 +115,7 @@ def _evaluate(
     hide_own: bool = False,
 ) -> float:
     ctx.reporter.phase(label, len(tasks))
-    solve = make_solver(program, lm=ctx.student_lm, metric=ctx.suite.metric, hide_own=hide_own)
+    solve = make_solver(program, lm=student_lm(ctx, program), metric=ctx.suite.metric, hide_own=hide_own)
     attempts = run_tasks(
         solve,
         tasks,
@@ -209,6 +223,7 @@ def sample_batch(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
         "dev_accuracy": None,
         "monitor_fit": None,
         "finetune_rows": {},
+        "train": None,
     }
 
 
@@ -218,7 +233,8 @@ def attempt(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx, r = runtime.context, state["round"]
     tasks = [ctx.tasks[i] for i in state["batch_ids"]]
     ctx.reporter.phase(f"round {r}: student attempts", len(tasks))
-    solve = make_solver(load_program(ctx, state["program_path"]), lm=ctx.student_lm, metric=ctx.suite.metric)
+    program = load_program(ctx, state["program_path"])
+    solve = make_solver(program, lm=student_lm(ctx, program), metric=ctx.suite.metric)
     run_tasks(
         solve,
         tasks,
@@ -354,6 +370,9 @@ def decide(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     else:
         reason = f"rolled back: round {r} not accepted ({why})"
         undone = rollback_round(ctx.memory, UndoLog(undo_path(ctx, r)), reason, round=r)
+        trained = (state.get("train") or {}).get("adapter")
+        if trained is not None and ctx.adapters is not None:  # kept on disk with its scores, never served
+            ctx.adapters.unload(Adapter.from_json(trained))
         update.update(rollbacks_in_row=state.get("rollbacks_in_row", 0) + 1, lessons_rolled_back=undone)
     update.update(accepted=accepted, decision=("accepted: " if accepted else "rolled back: ") + why)
     return update
@@ -410,12 +429,26 @@ def record_round(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, An
         "cost": ctx.ledger.round_totals(r),
         "finetune_rows": state.get("finetune_rows", {}),
         "phase_seconds": state.get("phase_seconds", {}),
+        "moved": ctx.config.loop.moves(r),
+        "train": _train_row(state.get("train")),
     }
     rounds = [*[x for x in state.get("rounds", []) if x["round"] != r], row]
     update: dict[str, Any] = {"rounds": rounds, "stop_reason": _stop_reason(state, ctx)}
     write_metrics(ctx.paths, {**state, **update})
     ctx.reporter.round_done(row)
     return update
+
+
+def _train_row(train: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The round's weights training as reported: the adapter's name and digest, the cost, the data."""
+    if not train:
+        return None
+    adapter = train.get("adapter")
+    if adapter is None:
+        return {"skipped": train.get("skipped")}
+    meta = adapter["meta"]
+    keys = ("seconds", "examples", "tokens", "steps", "loss", "peak_rss_mb", "sha256")
+    return {"adapter": adapter["name"], **{k: meta.get(k) for k in keys}, "data": train.get("data", {})}
 
 
 def next_step(state: LoopState) -> str:

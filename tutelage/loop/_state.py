@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from tutelage.agents.ledger import Ledger
+from tutelage.backends import AdapterHost
 from tutelage.config import RunConfig
 from tutelage.evals.suites import Suite, Task
 from tutelage.loop.progress import Reporter
@@ -37,6 +38,7 @@ class LoopState(TypedDict, total=False):
     flag: str | None
     budget_stop: str | None
     finetune_rows: dict[str, int]
+    train: dict[str, Any] | None  # this round's weights training (adapter, cost), or why it did not run
     round_seconds: float
     phase_seconds: dict[str, float]
     train_accuracy: float
@@ -68,6 +70,7 @@ class RunContext:
     paths: RunPaths
     reporter: Reporter
     ledger: Ledger = field(default_factory=Ledger)
+    adapters: AdapterHost | None = None  # serves trained adapters on the student's endpoint
     tasks: dict[str, Task] = field(default_factory=dict)
     guard: LeakageGuard = field(init=False)
     admission: Admission = field(init=False)

@@ -11,6 +11,7 @@ from tutelage import failpoints
 from tutelage.loop import _compile_node as compile_node
 from tutelage.loop import _lesson_nodes as lesson_nodes
 from tutelage.loop import _nodes as nodes
+from tutelage.loop import _train_node as train_node
 from tutelage.loop._state import LoopState, RunContext
 
 __all__ = ["build_graph"]
@@ -30,8 +31,8 @@ def _with_failpoints(name: str, node: Any) -> Any:
 
 
 def build_graph(checkpointer: Any = None) -> Any:
-    """start -> test_before -> (sample, attempt, grade, diagnose, write, verify, curate, compile, dev,
-    monitor, decide, finetune, record)* -> test_after."""
+    """start -> test_before -> (sample, attempt, grade, diagnose, write, verify, curate, compile,
+    train weights, dev, monitor, decide, finetune, record)* -> test_after."""
     g = StateGraph(LoopState, context_schema=RunContext)
     g.add_node("start", _with_failpoints("start", nodes.start))
     g.add_node("test_before", _with_failpoints("test_before", nodes.test_before))
@@ -43,6 +44,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("verify_lessons", _with_failpoints("verify_lessons", lesson_nodes.verify_lessons))
     g.add_node("curate", _with_failpoints("curate", lesson_nodes.curate_memory))
     g.add_node("compile", _with_failpoints("compile", compile_node.compile_program))
+    g.add_node("train_weights", _with_failpoints("train_weights", train_node.train_weights))
     g.add_node("evaluate_dev", _with_failpoints("evaluate_dev", nodes.evaluate_dev))
     g.add_node("monitor", _with_failpoints("monitor", nodes.monitor))
     g.add_node("decide", _with_failpoints("decide", nodes.decide))
@@ -61,6 +63,7 @@ def build_graph(checkpointer: Any = None) -> Any:
         "verify_lessons",
         "curate",
         "compile",
+        "train_weights",
         "evaluate_dev",
         "monitor",
         "decide",

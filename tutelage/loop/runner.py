@@ -98,7 +98,7 @@ def _drive(
     checkpoints = checkpoints_for(cfg, paths)
     config = {
         "configurable": {"thread_id": checkpoints.thread_id},
-        "recursion_limit": 16 * cfg.loop.rounds + 20,
+        "recursion_limit": 17 * cfg.loop.rounds + 20,
     }
     with contextlib.ExitStack() as stack:
         stack.enter_context(paths.lock())
@@ -130,6 +130,7 @@ def _drive(
                 paths=paths,
                 reporter=reporter,
                 ledger=ledger,
+                adapters=endpoints.adapters,
             )
             # "sync": a node's checkpoint is on disk before the next node starts, so a kill can never
             # leave a node's results saved without the checkpoint that says it ran.

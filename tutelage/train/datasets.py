@@ -49,6 +49,7 @@ __all__ = [
     "export_finetune",
     "finetune_dir",
     "held_out",
+    "training_rows",
     "validate_preference_row",
     "validate_sft_row",
     "write_round_sets",
@@ -401,3 +402,54 @@ def export_finetune(run_dir: Path, out_dir: Path | None = None, *, metadata: boo
         "preference": sizes["preference"],
         "duplicates": duplicates,
     }
+
+
+# -- what the weights are trained on -------------------------------------------------------------
+
+GOLD_SOURCES = frozenset({"gold_example", "verified_example", "worked_example", "synthetic_example"})
+
+
+def training_rows(
+    paths: RunPaths, rounds: Iterable[int], *, kinds: Collection[str], instructions: str
+) -> tuple[list[Row], dict[str, int]]:
+    """The prompt-completion rows a round's adapter is trained on, from the SFT sets of ``rounds``.
+
+    ``kinds``: ``gold`` (gold, verified, worked and synthetic examples), ``correct`` (the student's
+    correct answers made with no lesson shown), ``context`` (its correct answers made *with* lessons
+    shown: context distillation, the answer becomes the target of the prompt without them). Every
+    prompt is ``instructions`` as system message and the task as user turn, exactly what the student
+    sends with no lesson retrieved, so the weights learn the answer without the memory. The rows were
+    leakage-checked when their round wrote them; a prompt seen twice keeps its first answer.
+
+    Returns:
+        The rows, and how many of each kind were taken.
+    """
+    rows: list[Row] = []
+    counts = dict.fromkeys(("gold", "correct", "context"), 0)
+    seen: set[str] = set()
+    for round_no in sorted(set(rounds)):
+        path = finetune_dir(paths, round_no) / "sft.jsonl"
+        if not path.is_file():
+            continue
+        attempts: dict[str, Attempt] = load_journal(paths.journal(round_no, "attempts"), Attempt)
+        for row in _read_rows(path, validate_sft_row):
+            meta = row.get(META, {})
+            if meta.get("source") in GOLD_SOURCES:
+                kind = "gold"
+            elif meta.get("source") == "student_trace":
+                shown = attempts.get(meta.get("task_id", ""))
+                kind = "context" if shown is not None and shown.lesson_ids else "correct"
+            else:
+                continue
+            user, answer = row["messages"][-2]["content"], row["messages"][-1]["content"]
+            if kind not in kinds or user in seen:
+                continue
+            seen.add(user)
+            counts[kind] += 1
+            rows.append(
+                {
+                    "prompt": [_turn("system", instructions.strip()), _turn("user", user)],
+                    "completion": [_turn("assistant", answer)],
+                }
+            )
+    return rows, counts

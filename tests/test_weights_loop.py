@@ -1,0 +1,89 @@
+"""Rounds that move the weights: the adapter a round trains is judged on dev with its program, kept
+or rolled back with it, named in the kept program, and never served once rolled back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tutelage
+from tests.conftest import scripted_config
+from tutelage.evals.suites import load_suite
+from tutelage.rundir import RunPaths
+from tutelage.testing import HashEmbedder, ScriptedServer, last_demo_answer
+
+
+def _gold(cfg: Any) -> dict[str, str]:
+    suite = load_suite(cfg.suite)
+    return {t.input: t.answer for t in [*suite.train, *suite.dev, *suite.test]}
+
+
+def _weights_config(tmp_path: Path, student: ScriptedServer, teacher: ScriptedServer) -> Any:
+    return scripted_config(
+        tmp_path,
+        student.api_base,
+        teacher.api_base,
+        "loop.schedule=[prompt, weights]",  # round 1 moves the prompt, round 2 the weights only
+        "train.trainer=openai",
+        f"train.api_base={student.api_base}",
+        "train.poll_seconds=0.01",
+    )
+
+
+def _tuned_models(server: ScriptedServer) -> list[str]:
+    return [r["model"] for r in server.chat_requests() if r["model"] != "student"]
+
+
+def _run(tmp_path: Path, tuned: Callable[[dict[str, Any]], str], teacher: ScriptedServer) -> Any:
+    def adapter_reply(model: str, body: dict[str, Any]) -> str:
+        return tuned(body)
+
+    with ScriptedServer(
+        last_demo_answer, model="student", adapter_reply=adapter_reply, job_polls=2
+    ) as student:
+        result = tutelage.run(_weights_config(tmp_path, student, teacher), embedder=HashEmbedder())
+        return result, student
+
+
+def test_a_round_whose_adapter_wins_on_dev_is_kept_and_the_kept_program_answers_with_it(
+    tmp_path: Path, teacher_server: ScriptedServer
+) -> None:
+    cfg = _weights_config(tmp_path, teacher_server, teacher_server)
+    gold = _gold(cfg)
+    result, student = _run(
+        tmp_path, lambda body: gold.get(body["messages"][-1]["content"], "?"), teacher_server
+    )
+    rounds = {r["round"]: r for r in result.metrics["rounds"]}
+    assert rounds[1]["moved"] == "prompt" and rounds[1]["train"] is None
+    trained = rounds[2]["train"]
+    assert rounds[2]["moved"] == "weights" and rounds[2]["accepted"], rounds[2]["decision"]
+    assert trained["examples"] > 0 and trained["adapter"].startswith("ft:student:")
+    # the rows: round 1 was kept, so its sets and round 2's are in the data; no held-out item is
+    rows = [
+        json.loads(x) for x in (result.run_dir / "rounds/round_2/train/data.jsonl").read_text().splitlines()
+    ]
+    suite = load_suite(cfg.suite)
+    held = {t.input for t in [*suite.dev, *suite.test]}
+    assert len(rows) == trained["examples"] and not {r["prompt"][-1]["content"] for r in rows} & held
+    # one fine-tuning job, trained on the chat form of those rows
+    assert len(student.job_creations()) == 1
+    # the kept program names its adapter, and the final test is answered by the tuned model
+    kept = json.loads(RunPaths(result.run_dir).program(2).read_text())
+    assert kept["adapter"]["name"] == trained["adapter"]
+    assert result.test_after == 1.0 and result.test_after > result.test_before
+    assert set(_tuned_models(student)) == {trained["adapter"]}
+
+
+def test_a_rolled_back_adapter_is_never_served_again(tmp_path: Path, teacher_server: ScriptedServer) -> None:
+    result, student = _run(tmp_path, lambda body: "not a label", teacher_server)
+    round2 = {r["round"]: r for r in result.metrics["rounds"]}[2]
+    assert not round2["accepted"] and round2["train"]["adapter"]
+    # the tuned model answered the candidate's dev (20 items) and monitor (10) checks, nothing after
+    assert _tuned_models(student) == [round2["train"]["adapter"]] * 30
+    test_requests = student.chat_requests()[-40:]
+    assert all(r["model"] == "student" for r in test_requests)
+    # it stays on disk with its scores; the kept program is round 1's, with no adapter
+    assert (result.run_dir / "rounds/round_2/train/adapter-record.json").is_file()
+    assert json.loads(RunPaths(result.run_dir).program(1).read_text())["adapter"] is None
