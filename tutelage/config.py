@@ -456,6 +456,7 @@ class TrainConfig(_Frozen):
     max_steps: int | None = Field(None, ge=1)
     learning_rate: float = Field(2e-4, gt=0)
     batch_size: int = Field(8, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)  # batches per optimizer step: memory, not speed
     # tokens of prompt + answer; a longer row is left out (an answer cut off would teach nothing)
     max_length: int = Field(2048, ge=16)
     save_steps: int = Field(10, ge=1)

@@ -24,7 +24,7 @@ from typing import Any
 
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.student import StudentProgram, make_solver
-from tutelage.backends import build_lm, open_endpoints
+from tutelage.backends import build_lm, open_endpoints, routed
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import ConfigError, DataError, RunDirError
 from tutelage.evals.baselines import BASELINES, build_baseline
@@ -35,6 +35,7 @@ from tutelage.evals.stats import Interval, bootstrap_ci, by_slice
 from tutelage.evals.suites import Suite, Task, bind_judge, load_suite
 from tutelage.loop.progress import LogReporter, Reporter
 from tutelage.memory.query import LessonFilter
+from tutelage.train import Adapter
 
 __all__ = ["EvalSummary", "eval_overrides", "evaluate", "evaluate_student", "summarize"]
 
@@ -305,6 +306,9 @@ def evaluate(
     student, who, label = _student(
         cfg, suite, run_dir=run_dir, program=program, baseline=baseline, k=k, stores=evals / "stores"
     )
+    adapter = getattr(student, "adapter", None)
+    if adapter is not None:  # other weights are another student: the folder's identity says which
+        who = {**who, "adapter": adapter["meta"].get("sha256") or adapter["name"]}
     judged = isinstance(suite.metric, JudgeGrader)
     if judged:  # the judge's model decides the scores as much as the student does
         who = {**who, "judge": cfg.teacher.model_dump(mode="json", include={"provider", "model", "api_base"})}
@@ -329,6 +333,13 @@ def evaluate(
         ledger = Ledger(out / "ledger.jsonl", prices=prices)
         ledger.at(0, "test")
         lm = build_lm(cfg.student, endpoints.student, name="student", ledger=ledger)
+        if adapter is not None:
+            if endpoints.adapters is None:
+                raise ConfigError(
+                    f"student.provider {cfg.student.provider!r} cannot serve the program's adapter "
+                    f"{adapter['name']!r}"
+                )
+            lm = routed(lm, endpoints.adapters.serve(Adapter.from_json(adapter)))
         if judged:
             suite = bind_judge(suite, build_lm(cfg.teacher, endpoints.teacher, name="teacher", ledger=ledger))
         solve = make_solver(student, lm=lm, metric=suite.metric)

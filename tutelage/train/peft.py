@@ -47,10 +47,22 @@ def _require_train_extra() -> None:
         ) from None
 
 
+def _quiet() -> None:
+    """The run's progress line is the progress: no library progress bars or deprecation notes."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def load_base(base: str) -> tuple[Any, Any]:  # transformers' model and tokenizer
     """``(model, tokenizer)`` in fp32, ready to train: a GGUF file, an HF folder, or a cached hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _quiet()
     path = Path(base).expanduser()
     if base.endswith(".gguf"):
         if not path.is_file():
@@ -153,6 +165,7 @@ class PeftTrainer:
         args = SFTConfig(
             output_dir=str(checkpoints),
             per_device_train_batch_size=int(options["batch_size"]),
+            gradient_accumulation_steps=int(options.get("gradient_accumulation") or 1),
             num_train_epochs=float(options["epochs"]),
             max_steps=int(options["max_steps"] or -1),
             learning_rate=float(options["learning_rate"]),
