@@ -55,7 +55,9 @@ def _quiet() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6")
+    # peft, saving an adapter (checkpoints included) of a base loaded from a GGUF file: no HF config
+    warnings.filterwarnings("ignore", message="Could not find a config file")
 
 
 def load_base(base: str) -> tuple[Any, Any]:  # transformers' model and tokenizer
@@ -216,9 +218,7 @@ class PeftTrainer:
         steps = int(trainer.state.global_step)
 
         folder = out_dir / "adapter"
-        with warnings.catch_warnings():  # peft cannot find an HF config next to a GGUF base
-            warnings.filterwarnings("ignore", message="Could not find a config file")
-            model.save_pretrained(str(folder))
+        model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
         gguf = export_lora_gguf(folder, out_dir / "adapter.gguf", model.base_model.model.config)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is saved: a rerun starts over
