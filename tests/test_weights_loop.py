@@ -10,9 +10,11 @@ from typing import Any
 
 import tutelage
 from tests.conftest import scripted_config
+from tutelage.evals.runner import evaluate
 from tutelage.evals.suites import load_suite
+from tutelage.evals.transfer import transfer
 from tutelage.rundir import RunPaths
-from tutelage.testing import HashEmbedder, ScriptedServer, last_demo_answer
+from tutelage.testing import ScriptedServer, last_demo_answer
 
 
 def _gold(cfg: Any) -> dict[str, str]:
@@ -29,6 +31,8 @@ def _weights_config(tmp_path: Path, student: ScriptedServer, teacher: ScriptedSe
         "train.trainer=openai",
         f"train.api_base={student.api_base}",
         "train.poll_seconds=0.01",
+        "memory.embedder.provider=openai",  # the scripted server embeds too: evals reopen the memory
+        f"memory.embedder.api_base={student.api_base}",
     )
 
 
@@ -43,7 +47,7 @@ def _run(tmp_path: Path, tuned: Callable[[dict[str, Any]], str], teacher: Script
     with ScriptedServer(
         last_demo_answer, model="student", adapter_reply=adapter_reply, job_polls=2
     ) as student:
-        result = tutelage.run(_weights_config(tmp_path, student, teacher), embedder=HashEmbedder())
+        result = tutelage.run(_weights_config(tmp_path, student, teacher))
         return result, student
 
 
@@ -52,28 +56,46 @@ def test_a_round_whose_adapter_wins_on_dev_is_kept_and_the_kept_program_answers_
 ) -> None:
     cfg = _weights_config(tmp_path, teacher_server, teacher_server)
     gold = _gold(cfg)
-    result, student = _run(
-        tmp_path, lambda body: gold.get(body["messages"][-1]["content"], "?"), teacher_server
-    )
-    rounds = {r["round"]: r for r in result.metrics["rounds"]}
-    assert rounds[1]["moved"] == "prompt" and rounds[1]["train"] is None
-    trained = rounds[2]["train"]
-    assert rounds[2]["moved"] == "weights" and rounds[2]["accepted"], rounds[2]["decision"]
-    assert trained["examples"] > 0 and trained["adapter"].startswith("ft:student:")
-    # the rows: round 1 was kept, so its sets and round 2's are in the data; no held-out item is
-    rows = [
-        json.loads(x) for x in (result.run_dir / "rounds/round_2/train/data.jsonl").read_text().splitlines()
-    ]
-    suite = load_suite(cfg.suite)
-    held = {t.input for t in [*suite.dev, *suite.test]}
-    assert len(rows) == trained["examples"] and not {r["prompt"][-1]["content"] for r in rows} & held
-    # one fine-tuning job, trained on the chat form of those rows
-    assert len(student.job_creations()) == 1
-    # the kept program names its adapter, and the final test is answered by the tuned model
-    kept = json.loads(RunPaths(result.run_dir).program(2).read_text())
-    assert kept["adapter"]["name"] == trained["adapter"]
-    assert result.test_after == 1.0 and result.test_after > result.test_before
-    assert set(_tuned_models(student)) == {trained["adapter"]}
+
+    def tuned(model: str, body: dict[str, Any]) -> str:
+        return gold.get(body["messages"][-1]["content"], "?")
+
+    with ScriptedServer(last_demo_answer, model="student", adapter_reply=tuned, job_polls=2) as student:
+        cfg = _weights_config(tmp_path, student, teacher_server)
+        result = tutelage.run(cfg)
+        rounds = {r["round"]: r for r in result.metrics["rounds"]}
+        assert rounds[1]["moved"] == "prompt" and rounds[1]["train"] is None
+        trained = rounds[2]["train"]
+        assert rounds[2]["moved"] == "weights" and rounds[2]["accepted"], rounds[2]["decision"]
+        assert trained["examples"] > 0 and trained["adapter"].startswith("ft:student:")
+        # the rows: round 1 was kept, so its sets and round 2's are the data; no held-out item is
+        data = (result.run_dir / "rounds/round_2/train/data.jsonl").read_text().splitlines()
+        rows = [json.loads(x) for x in data]
+        suite = load_suite(cfg.suite)
+        held = {t.input for t in [*suite.dev, *suite.test]}
+        assert len(rows) == trained["examples"] and not {r["prompt"][-1]["content"] for r in rows} & held
+        assert len(student.job_creations()) == 1  # one fine-tuning job, on the chat form of those rows
+        # the kept program names its adapter, and the final test is answered by the tuned model
+        kept = json.loads(RunPaths(result.run_dir).program(2).read_text())
+        assert kept["adapter"]["name"] == trained["adapter"]
+        assert result.test_after == 1.0 and result.test_after > result.test_before
+        assert set(_tuned_models(student)) == {trained["adapter"]}
+        # Student.load answers with the tuned weights
+        before = len(student.chat_requests())
+        with tutelage.Student.load(result.run_dir) as loaded:
+            item = suite.test[0]
+            assert loaded(item.input) == item.answer
+        assert [r["model"] for r in student.chat_requests()[before:]] == [trained["adapter"]]
+        # an eval of the run's memory does too, and its folder differs from the same program on base weights
+        memory_eval = evaluate(cfg, run_dir=result.run_dir, limit=5)
+        assert memory_eval.score == 1.0
+        # another student gets the lessons and program, never the adapter (weights for this base only)
+        with ScriptedServer(last_demo_answer, model="other") as other:
+            moved = transfer(
+                result.run_dir, ["student.model=other", f"student.api_base={other.api_base}"], limit=5
+            )
+            assert moved.adapter_left_out == trained["adapter"]
+            assert {r["model"] for r in other.chat_requests()} == {"other"}
 
 
 def test_a_rolled_back_adapter_is_never_served_again(tmp_path: Path, teacher_server: ScriptedServer) -> None:
@@ -87,3 +109,7 @@ def test_a_rolled_back_adapter_is_never_served_again(tmp_path: Path, teacher_ser
     # it stays on disk with its scores; the kept program is round 1's, with no adapter
     assert (result.run_dir / "rounds/round_2/train/adapter-record.json").is_file()
     assert json.loads(RunPaths(result.run_dir).program(1).read_text())["adapter"] is None
+    # and the report says what was trained, at what cost, and that it was never served
+    report = (result.run_dir / "report.md").read_text()
+    assert f"| 2 | `{round2['train']['adapter']}` | {round2['train']['examples']} |" in report
+    assert "no (never served)" in report

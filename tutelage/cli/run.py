@@ -79,6 +79,11 @@ class RichReporter:
             f"{'kept' if row.get('accepted') else 'rolled back'}  tokens {_tokens(row.get('cost', {}))}  "
             f"{row['seconds']:.0f}s"
         )
+        if (train := row.get("train")) and train.get("adapter"):
+            self.progress.console.print(
+                f"  weights: {train['examples']} rows, {train['steps']} steps, {train['seconds']:.0f}s "
+                f"-> {'served' if row.get('accepted') else 'rolled back, never served'}"
+            )
         if row.get("flag"):
             self.progress.console.print(f"[yellow]  {row['flag']}[/]")
 
@@ -287,6 +292,10 @@ def transfer(
     if result.source is not None:
         console.print(
             f"  the run's own student ({result.source_student}), same items: {result.source.describe()}"
+        )
+    if result.adapter_left_out:
+        console.print(
+            f"  the run's adapter {result.adapter_left_out} was left out: its weights fit the run's own base"
         )
     console.print(f"cached in {alone.out}/ and {taught.out}/")
 

@@ -7,8 +7,10 @@ with run A's memory and kept program; and, for reference, run A's own student on
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tutelage.config import load_config
 from tutelage.errors import ConfigError
@@ -30,6 +32,7 @@ class Transfer:
     paired: PairedComparison
     source_student: str
     source: Interval | None  # run A's student with its kept program (test split only)
+    adapter_left_out: str | None = None  # run A's adapter: weights for its own base, not transferred
 
 
 def _scores(out: str) -> dict[str, float]:
@@ -72,11 +75,33 @@ def transfer(
         )
     common = {"split": split, "limit": limit, "reporter": reporter}
     alone = evaluate(cfg, baseline="zero-shot", **common)  # type: ignore[arg-type]
-    taught = evaluate(cfg, run_dir=run_dir, **common)  # type: ignore[arg-type]
+    program, dropped = _without_adapter(paths, Path(cfg.runs_dir) / "evals" / "transfer")
+    taught = evaluate(cfg, run_dir=run_dir, program=program, **common)  # type: ignore[arg-type]
     a, b = _scores(alone.out), _scores(taught.out)
     source = None
     if split == "test" and paths.test_journal("after").is_file():
         own = {i: float(a.score) for i, a in load_journal(paths.test_journal("after"), Attempt).items()}
         shared = [own[i] for i in b if i in own]
         source = bootstrap_ci(shared) if shared else None
-    return Transfer(cfg.student.model, alone, taught, paired_compare(a, b), source_cfg.student.model, source)
+    return Transfer(
+        cfg.student.model, alone, taught, paired_compare(a, b), source_cfg.student.model, source, dropped
+    )
+
+
+def _without_adapter(paths: Any, out: Path) -> tuple[Path | None, str | None]:
+    """The kept program as it transfers: an adapter is weights for run A's base, so it stays behind.
+
+    Returns the program to evaluate (None: the kept one as it is) and the adapter left out.
+    """
+    from tutelage.api import kept_program
+
+    source = kept_program(paths)
+    data = json.loads(source.read_text())
+    if not data.get("adapter"):
+        return None, None
+    name = data["adapter"]["name"]
+    data["adapter"] = None
+    out.mkdir(parents=True, exist_ok=True)
+    program = out / f"{paths.root.name}-{source.stem}-no-adapter.json"
+    program.write_text(json.dumps(data, indent=2))
+    return program, name

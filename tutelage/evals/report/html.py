@@ -20,6 +20,7 @@ from tutelage.evals.report.markdown import (
     headline,
     kind_cells,
     pct,
+    weights_rows,
     with_ci,
 )
 from tutelage.evals.stats import Interval, format_p
@@ -197,6 +198,15 @@ def _rounds(data: ReportData) -> str:
     return _table(["round", *(k for k, _ in keys)], rows, set(range(len(keys) + 1)))
 
 
+def _weights(data: ReportData) -> str:
+    rows = weights_rows(data)
+    if not rows:
+        return ""
+    head = ["round", "adapter", "examples", "tokens", "steps", "seconds", "peak RSS (MB)", "kept"]
+    cells = [[_e(c.strip("`")) for c in row] for row in rows]
+    return f"<h2>Weights trained</h2>{_table(head, cells, {0, 2, 3, 4, 5, 6})}"
+
+
 def _cost(data: ReportData) -> str:
     rows = [
         [
@@ -293,6 +303,7 @@ def render_html(data: ReportData, figures: list[Plot]) -> str:
         "it beats the kept program on the same dev items (one-sided sign test, <code>loop.accept</code>).</p>"
         f"<h2>Decisions</h2>{_decisions(data)}"
         f"<h2>Active lessons per round</h2>{_figure(by_name, 'lessons')}{_rounds(data)}"
+        f"{_weights(data)}"
         f"<h2>Cost per round</h2>{_figure(by_name, 'cost')}{_cost(data)}"
         f"{slices}"
         f"<h2>Lessons that helped most</h2>{_credits(data)}"

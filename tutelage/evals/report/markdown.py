@@ -69,6 +69,39 @@ def _rounds_table(data: ReportData) -> list[str]:
     return lines
 
 
+WEIGHT_KEYS = ("examples", "tokens", "steps", "seconds", "peak_rss_mb")
+
+
+def weights_rows(data: ReportData) -> list[list[str]]:
+    """Per round that trained weights: round, adapter, examples, tokens, steps, seconds, peak MB, kept."""
+    rows = []
+    for point in data.rounds:
+        train = (point.row or {}).get("train") or {}
+        if not train:
+            continue
+        if "adapter" not in train:
+            rows.append([str(point.row["round"]), f"skipped: {train.get('skipped')}", *["-"] * 6])
+            continue
+        cells = [str(train.get(k) if train.get(k) is not None else "-") for k in WEIGHT_KEYS]
+        kept = "yes" if point.row.get("accepted") else "no (never served)"
+        rows.append([str(point.row["round"]), f"`{train['adapter']}`", *cells, kept])
+    return rows
+
+
+def _weights_table(data: ReportData) -> list[str]:
+    rows = weights_rows(data)
+    if not rows:
+        return []
+    return [
+        "Weights trained (LoRA adapters; `loop.schedule`):",
+        "",
+        "| round | adapter | examples | tokens | steps | seconds | peak RSS (MB) | kept |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
 def cost_rows(data: ReportData) -> list[tuple[str, str, dict[str, Any]]]:
     """(phase, role, totals) rows, then the run's totals per role."""
     rows = [(label, role, c) for label, per in data.cost for role, c in sorted(per.items())]
@@ -223,6 +256,7 @@ def render_markdown(data: ReportData, figures: list[Plot]) -> str:
         *([""] if data.notes else []),
         *_rounds_table(data),
         "",
+        *_weights_table(data),
         f"Stopped: {m.get('stop_reason') or 'running'}. Dev accuracy "
         f"{with_ci(start) if start else pct(dev.get('start'))} with the starting program, "
         f"{with_ci(kept) if kept else pct(dev.get('kept'))} with the kept one (round {kept_round}). "
