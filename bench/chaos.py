@@ -64,7 +64,7 @@ from tutelage.tools.sandbox import MAX_PROCESSES, run_python  # noqa: E402
 
 NODES = [
     "start", "test_before", "sample_batch", "attempt", "grade", "diagnose", "write_lessons",
-    "verify_lessons", "curate", "compile", "evaluate_dev", "monitor", "decide", "finetune_sets",
+    "verify_lessons", "curate", "compile", "train_weights", "evaluate_dev", "monitor", "decide", "finetune_sets",
     "record_round", "test_after",
 ]  # fmt: skip
 SMALL = [

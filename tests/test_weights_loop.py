@@ -8,8 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import tutelage
 from tests.conftest import scripted_config
+from tests.test_loop import KillAt
 from tutelage.evals.runner import evaluate
 from tutelage.evals.suites import load_suite
 from tutelage.evals.transfer import transfer
@@ -113,3 +116,19 @@ def test_a_rolled_back_adapter_is_never_served_again(tmp_path: Path, teacher_ser
     report = (result.run_dir / "report.md").read_text()
     assert f"| 2 | `{round2['train']['adapter']}` | {round2['train']['examples']} |" in report
     assert "no (never served)" in report
+
+
+def test_a_run_killed_after_training_resumes_without_training_again(
+    tmp_path: Path, teacher_server: ScriptedServer
+) -> None:
+    with ScriptedServer(
+        last_demo_answer, model="student", adapter_reply=lambda m, b: "?", job_polls=2
+    ) as student:
+        cfg = _weights_config(tmp_path, student, teacher_server)
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C as round 2's dev evaluation starts
+            tutelage.run(cfg, reporter=KillAt("round 2: dev evaluation"))
+        record = json.loads((cfg.run_dir / "rounds/round_2/train/adapter-record.json").read_text())
+        resumed = tutelage.resume(cfg.run_dir)
+        round2 = {r["round"]: r for r in resumed.metrics["rounds"]}[2]
+        assert round2["train"]["adapter"] == record["adapter"]["name"]
+        assert len(student.job_creations()) == 1  # the finished training was not paid for twice
