@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tutelage.backends.local import LocalServer, embedded_model_path
-from tutelage.config import TrainConfig
+from tutelage.backends import build_lm, routed
+from tutelage.backends.local import LocalAdapterHost, LocalServer, embedded_model_path
+from tutelage.config import RoleConfig, TrainConfig
 from tutelage.failpoints import ENV
-from tutelage.train import trainer
+from tutelage.train import Adapter, trainer
 
 pytestmark = pytest.mark.slow
 
@@ -31,20 +31,9 @@ INPUTS = [
 ]
 
 
-def _served(server: LocalServer, lora_id: int | None) -> list[str]:
-    answers = []
-    for text in INPUTS:
-        body: dict[str, Any] = {
-            "model": "a",
-            "messages": [{"role": "user", "content": text}],
-            "max_tokens": 8,
-            "temperature": 0,
-        }
-        if lora_id is not None:
-            body["lora"] = [{"id": lora_id, "scale": 1.0}]
-        reply = httpx.post(f"{server.api_base}/chat/completions", json=body, timeout=120).json()
-        answers.append(reply["choices"][0]["message"]["content"].strip())
-    return answers
+def _served(lm: Any) -> list[str]:
+    """Greedy answers of ``lm`` (a product LM client, routed or not) to the fixed inputs."""
+    return [str(lm(messages=[{"role": "user", "content": text}])[0]).strip() for text in INPUTS]
 
 
 def _clean(text: str) -> str:
@@ -57,7 +46,7 @@ def test_the_served_adapter_answers_as_the_transformers_model_and_a_wrong_qk_ord
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from tutelage.train.gguf import export_lora_gguf
+    from tutelage.train.gguf import export_lora_gguf, merge_lora_gguf
     from tutelage.train.peft import load_base
 
     model, tokenizer = load_base(str(embedded_model_path()))
@@ -79,8 +68,18 @@ def test_the_served_adapter_answers_as_the_transformers_model_and_a_wrong_qk_ord
         )
         out = tuned.generate(**ids, max_new_tokens=8, do_sample=False)
         expected.append(tokenizer.decode(out[0][ids["input_ids"].shape[1] :], skip_special_tokens=True))
-    with LocalServer(parallel=1, lora=[tmp_path / "right.gguf", tmp_path / "wrong.gguf"]) as server:
-        right, wrong, base = _served(server, 0), _served(server, 1), _served(server, None)
+    # the product's path: the local backend's adapter host, and LM clients routed to each adapter
+    with LocalServer(parallel=1) as server:
+        host = LocalAdapterHost(server)
+        lm = build_lm(RoleConfig(max_tokens=8), server.api_base)
+        adapters = [
+            Adapter(n, "smollm2", None, "peft", {"gguf": str(tmp_path / f"{n}.gguf")})
+            for n in ("right", "wrong")
+        ]
+        for adapter in adapters:  # each new adapter restarts the server with all of them loaded
+            host.serve(adapter)
+        right, wrong = (_served(routed(lm, host.serve(adapter))) for adapter in adapters)
+        base = _served(lm)  # no route: the base weights (the teacher's requests look like this)
 
     def agree(answers: list[str]) -> int:
         return sum(_clean(a) == _clean(b) for a, b in zip(answers, expected, strict=True))
@@ -88,6 +87,11 @@ def test_the_served_adapter_answers_as_the_transformers_model_and_a_wrong_qk_ord
     # measured: 8/8 with llama.cpp's order, 4/8 without it, 1/8 for the base model (Q4_1 weights)
     assert agree(right) >= 7, (right, expected)
     assert agree(wrong) <= agree(right) - 2 and agree(base) <= agree(right) - 3
+    # merged into one GGUF (the adapted weights in F16), it answers as the served adapter does
+    merged = merge_lora_gguf(embedded_model_path(), tmp_path / "right.gguf", tmp_path / "merged.gguf")
+    with LocalServer(parallel=1, model_path=merged) as server:
+        alone = _served(build_lm(RoleConfig(max_tokens=8), server.api_base))
+    assert sum(_clean(a) == _clean(b) for a, b in zip(alone, right, strict=True)) >= 7, (alone, right)
 
 
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_failed"]
@@ -117,7 +121,7 @@ import json, sys
 from pathlib import Path
 from tutelage import failpoints
 from tutelage.backends.local import embedded_model_path
-from tutelage.train import trainer
+from tutelage.train import Adapter, trainer
 failpoints.enter("train_weights")
 trainer("peft").train(str(embedded_model_path()), data=Path(sys.argv[1]), out_dir=Path(sys.argv[2]),
                       seed=0, options=json.loads(sys.argv[3]))

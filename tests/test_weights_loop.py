@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 import tutelage
 from tests.conftest import scripted_config
 from tests.test_loop import KillAt
+from tutelage.cli import app
 from tutelage.evals.runner import evaluate
 from tutelage.evals.suites import load_suite
 from tutelage.evals.transfer import transfer
@@ -99,6 +101,14 @@ def test_a_round_whose_adapter_wins_on_dev_is_kept_and_the_kept_program_answers_
             )
             assert moved.adapter_left_out == trained["adapter"]
             assert {r["model"] for r in other.chat_requests()} == {"other"}
+    # the kept adapter exports with its record; a hosted model has no weights to merge (one line, exit 1)
+    out = tmp_path / "export"
+    done = CliRunner().invoke(app, ["export-adapter", str(result.run_dir), "-o", str(out)])
+    assert (
+        done.exit_code == 0 and json.loads((out / "adapter.json").read_text())["name"] == trained["adapter"]
+    )
+    refused = CliRunner().invoke(app, ["export-adapter", str(result.run_dir), "-o", str(out), "--merge"])
+    assert refused.exit_code == 1 and "has no GGUF file to merge" in refused.output
 
 
 def test_a_rolled_back_adapter_is_never_served_again(tmp_path: Path, teacher_server: ScriptedServer) -> None:

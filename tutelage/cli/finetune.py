@@ -10,7 +10,7 @@ from rich.text import Text
 
 from tutelage.cli._common import _env, _guard, console
 
-__all__ = ["app", "export_finetune_command"]
+__all__ = ["app", "export_adapter_command", "export_finetune_command"]
 
 app = typer.Typer()
 
@@ -37,3 +37,53 @@ def export_finetune_command(
             f"{counts['rounds']} rounds to {out} ({counts['duplicates']} duplicates across rounds dropped)"
         )
     )
+
+
+@app.command("export-adapter")
+def export_adapter_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="the run whose kept adapter to export")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="where to write")],
+    merge: Annotated[
+        bool,
+        typer.Option("--merge", help="also write the base GGUF with the adapter merged in (F16 weights)"),
+    ] = False,
+) -> None:
+    """Copy the kept program's adapter (PEFT folder for vLLM, GGUF LoRA for llama.cpp), optionally merged."""
+    _env()
+
+    def export() -> list[Path]:
+        import json
+        import shutil
+
+        from tutelage.api import kept_program
+        from tutelage.errors import RunDirError
+        from tutelage.rundir import RunPaths
+        from tutelage.train.gguf import merge_lora_gguf
+
+        paths = RunPaths(run_dir)
+        paths.require()
+        adapter = json.loads(kept_program(paths).read_text()).get("adapter")
+        if not adapter:
+            raise RunDirError(
+                f"{run_dir}'s kept program has no adapter (no round that trained weights was kept)"
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        if adapter.get("path"):
+            written.append(Path(shutil.copytree(adapter["path"], out_dir / "peft", dirs_exist_ok=True)))
+        gguf = adapter["meta"].get("gguf")
+        if gguf:
+            written.append(Path(shutil.copy2(gguf, out_dir / "adapter.gguf")))
+            if merge:
+                if not str(adapter["base"]).endswith(".gguf"):
+                    raise RunDirError(
+                        f"--merge needs a GGUF base; {adapter['name']} was trained on {adapter['base']}"
+                    )
+                written.append(merge_lora_gguf(Path(adapter["base"]), Path(gguf), out_dir / "merged.gguf"))
+        elif merge:
+            raise RunDirError(f"adapter {adapter['name']} has no GGUF file to merge (a hosted model?)")
+        (out_dir / "adapter.json").write_text(json.dumps(adapter, indent=2))
+        return written
+
+    for path in _guard(export):
+        console.print(Text(f"wrote {path}"))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GGUF_NAMES", "export_lora_gguf", "permute_rows"]
+__all__ = ["GGUF_NAMES", "export_lora_gguf", "merge_lora_gguf", "permute_rows"]
 
 # PEFT's module name -> llama.cpp's tensor name inside a block
 GGUF_NAMES = {
@@ -76,6 +76,64 @@ def export_lora_gguf(folder: Path, out: Path, config: Any, *, permute: bool = Tr
     writer.write_header_to_file(path=tmp)
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(out)
+    return out
+
+
+def merge_lora_gguf(base: Path, adapter: Path, out: Path, *, scale: float = 1.0) -> Path:
+    """Write ``base`` (a llama GGUF) with the GGUF LoRA ``adapter`` added in, as one GGUF file.
+
+    Each adapted weight is dequantized, gets ``scale * alpha / rank * (lora_b @ lora_a)`` added, and is
+    stored as F16; every other tensor and all metadata are copied as they are. The result serves
+    anywhere a GGUF does, with no adapter support needed.
+    """
+    import gguf
+
+    lora = gguf.GGUFReader(str(adapter))
+    alpha_field = lora.get_field("adapter.lora.alpha")
+    alpha = float(alpha_field.contents()) if alpha_field is not None else 0.0
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for tensor in lora.tensors:
+        name, _, which = tensor.name.rpartition(".")
+        pairs.setdefault(name, {})[which] = np.asarray(tensor.data, dtype=np.float32)
+    reader = gguf.GGUFReader(str(base))
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    tmp = out.with_name(out.name + ".tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch=str(arch.contents()) if arch is not None else "llama")
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue  # written by the writer itself
+        kind = field.types[0]
+        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+    merged: dict[str, np.ndarray] = {}
+    for tensor in reader.tensors:
+        pair = pairs.get(tensor.name)
+        if pair is None:
+            continue
+        a, b = pair["lora_a"], pair["lora_b"]
+        weights = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        factor = scale * (alpha / a.shape[0] if alpha else 1.0)
+        merged[tensor.name] = (weights + factor * (b @ a)).astype(np.float16)
+    if len(merged) != len(pairs):
+        missing = sorted(set(pairs) - set(merged))[:3]
+        raise ValueError(f"{adapter} adapts tensors {base} does not have: {', '.join(missing)}")
+    for tensor in reader.tensors:
+        if tensor.name in merged:
+            data = merged[tensor.name]
+            writer.add_tensor_info(
+                tensor.name, data.shape, data.dtype, data.nbytes, gguf.GGMLQuantizationType.F16
+            )
+        else:
+            writer.add_tensor_info(
+                tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
+            )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for tensor in reader.tensors:
+        writer.write_tensor_data(merged.get(tensor.name, tensor.data), tensor_endianess=reader.endianess)
     writer.close()
     tmp.replace(out)
     return out
