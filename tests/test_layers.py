@@ -199,7 +199,7 @@ def test_only_the_store_implementations_name_a_concrete_store_class() -> None:
 def test_only_the_model_backends_start_servers_or_build_lm_clients(pattern: str) -> None:
     found = [
         path
-        for path, text in _sources_outside("tutelage/backends/", "tutelage/testing.py").items()
+        for path, text in _sources_outside("tutelage/backends/", "tutelage/testing/").items()
         if re.search(pattern, text)
     ]
     assert found == []
