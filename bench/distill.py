@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="training steps per adapter")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--run", default=None, help="reuse this finished run instead of running the loop")
+    parser.add_argument("--skip-context", action="store_true", help="do not train the context adapter")
     args = parser.parse_args(argv)
     root = Path(args.dir)
     test_size = args.test_size or (40 if args.quick else 300)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (8 if args.quick else 60)
     options = {**cfg.train.model_dump(), "max_steps": steps, "batch_size": 2, "gradient_accumulation": 4}
     started = time.perf_counter()
-    run = cfg.run_dir
+    run = Path(args.run) if args.run else cfg.run_dir
     if (
         not (run / "metrics.json").is_file()
         or json.loads((run / "metrics.json").read_text()).get("test_accuracy", {}).get("after") is None
@@ -126,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     cost = metrics.get("cost", {})
     loop_calls = {role: cost.get(role, {}).get("calls", 0) for role in ("student", "teacher")}
     plain = _train(run, root / "adapters" / "gold-correct", ("gold", "correct"), options, cfg.seed)
-    context = _train(run, root / "adapters" / "context", ("gold", "correct", "context"), options, cfg.seed)
+    context = (
+        None
+        if args.skip_context
+        else _train(run, root / "adapters" / "context", ("gold", "correct", "context"), options, cfg.seed)
+    )
     programs = root / "programs"
     programs.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, dict[str, Any]]] = [
@@ -143,16 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                 "program": _variant(run, programs / "both.json", adapter=plain["adapter"], retrieval=True),
             },
         ),
-        (
-            "context-distilled weights",
-            {
-                "program": _variant(
-                    run, programs / "context.json", adapter=context["adapter"], retrieval=False
-                )
-            },
-        ),
         ("whole-train retrieval (k=8)", {"baseline": "retrieval-train", "k": 8}),
     ]
+    if context is not None:
+        variant = _variant(run, programs / "context.json", adapter=context["adapter"], retrieval=False)
+        rows.insert(4, ("context-distilled weights", {"program": variant}))
     table = []
     scores: dict[str, dict[str, float]] = {}
     for name, how in rows:
@@ -184,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['row']:30} {100 * row['accuracy']:7.1f}% {interval:>15} {row['train_examples']:8d} "
             f"{row['train_seconds']:8.0f} {row['student_calls']:8d} {row['teacher_calls']:8d}"
         )
-    print(f"weights and memory vs memory only, same items: {paired.describe()}")
-    (root / "table.json").write_text(json.dumps({"rows": table, "paired": paired.describe()}, indent=2))
+    said = paired.describe().replace("dev items", "test items")
+    print(f"weights and memory vs memory only, same items: {said}")
+    (root / "table.json").write_text(json.dumps({"rows": table, "paired": said}, indent=2))
     return 0
 
 
