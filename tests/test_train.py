@@ -72,6 +72,7 @@ def test_the_served_adapter_answers_as_the_transformers_model_and_a_wrong_qk_ord
     with LocalServer(parallel=1) as server:
         host = LocalAdapterHost(server)
         lm = build_lm(RoleConfig(max_tokens=8), server.api_base)
+        fresh = _served(lm)  # no adapter loaded yet
         adapters = [
             Adapter(n, "smollm2", None, "peft", {"gguf": str(tmp_path / f"{n}.gguf")})
             for n in ("right", "wrong")
@@ -80,6 +81,9 @@ def test_the_served_adapter_answers_as_the_transformers_model_and_a_wrong_qk_ord
             host.serve(adapter)
         right, wrong = (_served(routed(lm, host.serve(adapter))) for adapter in adapters)
         base = _served(lm)  # no route: the base weights (the teacher's requests look like this)
+        for adapter in adapters:  # rolled back: gone from the server, so base answers are as before
+            host.unload(adapter)
+        assert server.lora == [] and _served(lm) == fresh
 
     def agree(answers: list[str]) -> int:
         return sum(_clean(a) == _clean(b) for a, b in zip(answers, expected, strict=True))

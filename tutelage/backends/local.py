@@ -208,28 +208,30 @@ class LocalAdapterHost:
     """LoRA adapters on a llama.cpp server that may be shared with the teacher.
 
     llama.cpp loads adapters only at start, so a new one restarts the server (same port, a second or
-    two for a small model) with every adapter served so far, each at scale 0; a student request
-    applies its own with the per-request ``lora`` field, and the teacher's requests, which name none,
-    stay on the base weights. An unloaded (rolled-back) adapter is never routed to again and leaves
-    the server at its next restart; a route is valid until the next ``serve`` (ask again after it).
+    two for a small model) with every adapter served and not unloaded, each at scale 0; a student
+    request applies its own with the per-request ``lora`` field, and requests that name none (the
+    teacher's) get the base weights. ``unload`` restarts the server without the adapter at once: a
+    loaded adapter, even at scale 0, changes llama.cpp's arithmetic (measured: 3 of 10 base-model
+    answers differed with a rolled-back adapter still loaded), so a rolled-back one must be gone. A
+    route is valid until the next ``serve`` or ``unload`` (ask again after either).
     """
 
     def __init__(self, server: LocalServer) -> None:
         self.server = server
-        self.retired: set[Path] = set()
 
     def serve(self, adapter: Any) -> AdapterRoute:
         gguf = Path(adapter.meta.get("gguf") or "")
         if not gguf.is_file():
             raise ConfigError(f"adapter {adapter.name!r} has no llama.cpp GGUF file to serve ({gguf})")
         gguf = gguf.resolve()
-        self.retired.discard(gguf)
         if gguf not in self.server.lora:
-            self.server.restart([*(p for p in self.server.lora if p not in self.retired), gguf])
+            self.server.restart([*self.server.lora, gguf])
         return AdapterRoute(body={"lora": [{"id": self.server.lora.index(gguf), "scale": 1.0}]})
 
     def unload(self, adapter: Any) -> None:
-        self.retired.add(Path(adapter.meta.get("gguf") or "").resolve())
+        gguf = Path(adapter.meta.get("gguf") or "").resolve()
+        if gguf in self.server.lora:
+            self.server.restart([p for p in self.server.lora if p != gguf])
 
 
 def _model_file(role: RoleConfig, name: str) -> Path:
