@@ -10,7 +10,9 @@ saved as a PEFT folder (what vLLM loads) and as a llama.cpp GGUF LoRA (``tutelag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import resource
@@ -75,7 +77,8 @@ def load_base(base: str) -> tuple[Any, Any]:  # transformers' model and tokenize
     model: Any
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype="float32", **kwargs)
+        with contextlib.redirect_stderr(io.StringIO()):  # the GGUF loader's own tqdm bar, per tensor
+            model = AutoModelForCausalLM.from_pretrained(where, dtype="float32", **kwargs)
     except OSError as exc:
         raise ConfigError(f"train.base: cannot load {base!r}: {str(exc).splitlines()[0]}") from None
     # The GGUF loader marks the model quantized; its weights are plain fp32 now, and the marks would
