@@ -142,3 +142,15 @@ def test_a_run_killed_after_training_resumes_without_training_again(
         round2 = {r["round"]: r for r in resumed.metrics["rounds"]}[2]
         assert round2["train"]["adapter"] == record["adapter"]["name"]
         assert len(student.job_creations()) == 1  # the finished training was not paid for twice
+
+
+def test_a_trainer_whose_adapters_the_student_backend_cannot_serve_fails_before_anything_runs() -> None:
+    from tutelage.config import load_config
+    from tutelage.errors import ConfigError
+
+    remote = ["student.provider=openai", "student.api_base=http://127.0.0.1:9/v1"]
+    with pytest.raises(ConfigError, match="train.trainer peft makes adapters that student.provider openai"):
+        load_config(None, ["loop.schedule=[prompt, both]", *remote])
+    with pytest.raises(ConfigError, match="train.trainer openai makes adapters that student.provider local"):
+        load_config(None, ["loop.schedule=[weights]", "train.trainer=openai"])
+    load_config(None, ["loop.schedule=[prompt]", *remote])  # no round trains weights: nothing to serve

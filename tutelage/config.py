@@ -535,6 +535,13 @@ class RunConfig(_Frozen):
                 raise ValueError("suite.metric: judge grades with the teacher, and the teacher is off")
         if self.student.provider == "none":
             raise ValueError("student.provider: none is not a student; use local or openai")
+        if any(m != "prompt" for m in self.loop.schedule):  # weights are trained: can they be served?
+            served = {"peft": ("local", "vllm"), "openai": ("openai",)}.get(self.train.trainer)
+            if served is not None and self.student.provider not in served:
+                raise ValueError(
+                    f"train.trainer {self.train.trainer} makes adapters that student.provider "
+                    f"{self.student.provider} cannot serve (use {' or '.join(served)})"
+                )
         return self
 
     @property
