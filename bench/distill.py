@@ -1,4 +1,4 @@
-"""Benchmark distilling into the weights: the same test items, six students, one table.
+"""Benchmark distilling into the weights: the same test items, seven students, one table.
 
 One loop run (``loop.schedule: [prompt]``: memory and compiled program, today's loop) makes the memory
 and the fine-tune sets; LoRA adapters are then trained on that run's kept fine-tune sets with the
@@ -6,14 +6,19 @@ and the fine-tune sets; LoRA adapters are then trained on that run's kept fine-t
 
 - zero-shot: the instruction alone, base weights;
 - memory only: the run's kept program over its memory, base weights;
-- weights only: LoRA on the run's gold examples and the student's correct answers, no retrieval;
-- weights and memory: that adapter under the kept program and its memory;
+- weights and memory: LoRA on the run's gold examples and the student's correct answers, each
+  prompt holding what the kept program retrieves for it (its own lessons hidden; ``train.prompts:
+  retrieved``), served under the kept program and its memory;
+- weights only: LoRA on the same rows with bare prompts (instruction and task), no retrieval;
+- bare-trained weights and memory: that bare-prompt adapter under the memory (the ablation of
+  training on retrieved prompts);
 - context-distilled weights: LoRA that also learns the answers the student got right *with* lessons
   as targets of the prompt without them, no retrieval at test;
 - whole-train retrieval (k=8): the 8 nearest train items, from a store holding the whole train split.
 
 It prints accuracy with a 95% interval, training examples and seconds, student and teacher calls, and
-the paired sign test of "weights and memory" against "memory only" on the same items.
+the paired sign tests of "weights and memory" against "memory only" and against the bare-trained
+adapter on the same items. ``--skip-bare`` and ``--skip-context`` leave out the adapters of those rows.
 
     .venv/bin/python bench/distill.py --quick     # 40 test items, one small round, 8 training steps
     .venv/bin/python bench/distill.py             # 300 test items, the quickstart's 3 rounds
@@ -39,19 +44,31 @@ from tutelage.config import load_config
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.runner import evaluate
 from tutelage.evals.stats import paired_sign_test
+from tutelage.memory.location import open_run_memory
 from tutelage.rundir import RunPaths
 from tutelage.train import trainer
 from tutelage.train.datasets import training_rows
 
 
-def _train(run: Path, out: Path, kinds: tuple[str, ...], options: dict[str, Any], seed: int) -> Any:
-    """An adapter on the kept rounds' fine-tune sets of ``run`` (rows of ``kinds``), trained once."""
+def _train(
+    run: Path, out: Path, kinds: tuple[str, ...], options: dict[str, Any], seed: int, *, retrieved: bool
+) -> Any:
+    """An adapter on the kept rounds' fine-tune sets of ``run`` (rows of ``kinds``), trained once.
+
+    ``retrieved``: each prompt is the kept program's request with what it retrieves from the run's
+    memory for that row (its own lessons hidden), as the loop's ``train.prompts: retrieved`` does.
+    """
     paths = RunPaths(run)
     metrics = json.loads(paths.metrics.read_text())
     kept = [r["round"] for r in metrics["rounds"] if r["accepted"]] or [r["round"] for r in metrics["rounds"]]
-    program = StudentProgram.load_json(kept_program(paths), memory=None)
+    memory = open_run_memory(paths, load_config(paths.config)) if retrieved else None
+    program = StudentProgram.load_json(kept_program(paths), memory=memory)
     rows, counts = training_rows(
-        paths, kept, kinds=kinds, instructions=program.predict.signature.instructions
+        paths,
+        kept,
+        kinds=kinds,
+        instructions=program.predict.signature.instructions,
+        prompt=(lambda task, task_id: program.request(task, hide=task_id or None)) if retrieved else None,
     )
     out.mkdir(parents=True, exist_ok=True)
     record = out / "adapter-record.json"
@@ -99,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--run", default=None, help="reuse this finished run instead of running the loop")
     parser.add_argument("--skip-context", action="store_true", help="do not train the context adapter")
+    parser.add_argument(
+        "--skip-bare", action="store_true", help="do not train the bare-prompt adapter (weights only)"
+    )
     args = parser.parse_args(argv)
     root = Path(args.dir)
     test_size = args.test_size or (40 if args.quick else 300)
@@ -127,41 +147,42 @@ def main(argv: list[str] | None = None) -> int:
     metrics = json.loads((run / "metrics.json").read_text())
     cost = metrics.get("cost", {})
     loop_calls = {role: cost.get(role, {}).get("calls", 0) for role in ("student", "teacher")}
-    plain = _train(run, root / "adapters" / "gold-correct", ("gold", "correct"), options, cfg.seed)
+    adapters = root / "adapters"
+    both = _train(run, adapters / "retrieved", ("gold", "correct"), options, cfg.seed, retrieved=True)
+    plain = (
+        None
+        if args.skip_bare
+        else _train(run, adapters / "gold-correct", ("gold", "correct"), options, cfg.seed, retrieved=False)
+    )
     context = (
         None
         if args.skip_context
-        else _train(run, root / "adapters" / "context", ("gold", "correct", "context"), options, cfg.seed)
+        else _train(
+            run, adapters / "context", ("gold", "correct", "context"), options, cfg.seed, retrieved=False
+        )
     )
     programs = root / "programs"
     programs.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple[str, dict[str, Any]]] = [
-        ("zero-shot", {"baseline": "zero-shot"}),
-        ("memory only", {"run_dir": run}),
-        (
-            "weights only",
-            {"program": _variant(run, programs / "weights.json", adapter=plain["adapter"], retrieval=False)},
-        ),
-        (
-            "weights and memory",
-            {
-                "run_dir": run,
-                "program": _variant(run, programs / "both.json", adapter=plain["adapter"], retrieval=True),
-            },
-        ),
-        ("whole-train retrieval (k=8)", {"baseline": "retrieval-train", "k": 8}),
+    on_memory = _variant(run, programs / "both.json", adapter=both["adapter"], retrieval=True)
+    rows: list[tuple[str, dict[str, Any], Any]] = [
+        ("zero-shot", {"baseline": "zero-shot"}, None),
+        ("memory only", {"run_dir": run}, None),
+        ("weights and memory", {"run_dir": run, "program": on_memory}, both),
     ]
+    if plain is not None:
+        bare = _variant(run, programs / "weights.json", adapter=plain["adapter"], retrieval=False)
+        bare_on_memory = _variant(run, programs / "bare-both.json", adapter=plain["adapter"], retrieval=True)
+        rows.insert(2, ("weights only", {"program": bare}, plain))
+        rows.append(("bare-trained weights and memory", {"run_dir": run, "program": bare_on_memory}, plain))
     if context is not None:
         variant = _variant(run, programs / "context.json", adapter=context["adapter"], retrieval=False)
-        rows.insert(4, ("context-distilled weights", {"program": variant}))
+        rows.append(("context-distilled weights", {"program": variant}, context))
+    rows.append(("whole-train retrieval (k=8)", {"baseline": "retrieval-train", "k": 8}, None))
     table = []
     scores: dict[str, dict[str, float]] = {}
-    for name, how in rows:
+    for name, how, trained in rows:
         summary = evaluate(cfg, split="test", out=root / "evals" / name.replace(" ", "-"), **how)
         scores[name] = _scores(summary)
-        trained = (
-            plain if "weights" in name and "context" not in name else context if "context" in name else None
-        )
         table.append(
             {
                 "row": name,
@@ -176,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     paired = paired_sign_test(scores["memory only"], scores["weights and memory"])
+    if "bare-trained weights and memory" in scores:
+        ablation = paired_sign_test(scores["bare-trained weights and memory"], scores["weights and memory"])
+        said = ablation.describe().replace("dev items", "test items")
+        print(f"retrieval-trained vs bare-trained weights, both under the memory: {said}")
     print(f"\nbench/distill.py: {test_size} test items, {time.perf_counter() - started:.0f} s in all")
     heads = ("accuracy", "95% interval", "examples", "train s", "student", "teacher")
     print(f"{'row':30} " + " ".join(f"{h:>{15 if 'interval' in h else 8}}" for h in heads))

@@ -69,6 +69,23 @@ def test_student_sends_retrieved_lessons_as_chat_turns_with_bounded_generation(t
     assert request["messages"][-2]["content"] == "card_arrival"  # nearest example sits next to the question
 
 
+def test_request_is_exactly_what_the_student_sends_and_can_hide_a_tasks_own_lessons(tmp_path: Path) -> None:
+    # Weights trained on ``request`` prompts learn the very request the served student gets at test
+    # time; a training row must not see the lesson made from its own item (a test item never does).
+    with ScriptedServer() as server:
+        lm = build_lm(
+            RoleConfig(provider="openai", model="s", api_base=server.api_base, max_tokens=17), server.api_base
+        )
+        program = StudentProgram("Classify.", memory=_store(tmp_path), k_examples=2)
+        program.predict.demos = [dspy.Example(task="fixed demo", answer="card_linking")]
+        make_solver(program, lm=lm, metric=label_match)(Task("t1", "my card never arrived", "card_arrival"))
+        sent = server.chat_requests()[0]["messages"]
+    assert program.request("my card never arrived") == sent
+    assert [m["content"] for m in sent[1:-1:2]] == ["fixed demo", "change my pin", "my card has not arrived"]
+    hidden = program.request("my card never arrived", hide="train-0")
+    assert [m["content"] for m in hidden[1:-1:2]] == ["fixed demo", "change my pin"]
+
+
 def test_malformed_reply_is_a_recorded_failure_and_refused_connection_is_systemic(tmp_path: Path) -> None:
     with ScriptedServer(lambda req: "   ") as server:
         lm = build_lm(

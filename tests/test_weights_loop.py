@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import tutelage
 from tests.conftest import scripted_config
 from tests.test_loop import KillAt
+from tutelage.agents.ledger import Ledger
 from tutelage.cli import app
 from tutelage.evals.runner import evaluate
 from tutelage.evals.suites import load_suite
@@ -79,6 +80,12 @@ def test_a_round_whose_adapter_wins_on_dev_is_kept_and_the_kept_program_answers_
         suite = load_suite(cfg.suite)
         held = {t.input for t in [*suite.dev, *suite.test]}
         assert len(rows) == trained["examples"] and not {r["prompt"][-1]["content"] for r in rows} & held
+        # train.prompts: retrieved (the default): each prompt is the program's request over the memory,
+        # with retrieved demo turns, and never the lesson made from the row's own item
+        assert sum(len(r["prompt"]) > 2 for r in rows) > len(rows) / 2
+        for row in rows:
+            demos = [m["content"] for m in row["prompt"][1:-1] if m["role"] == "user"]
+            assert row["prompt"][-1]["content"] not in demos
         assert len(student.job_creations()) == 1  # one fine-tuning job, on the chat form of those rows
         # the kept program names its adapter, and the final test is answered by the tuned model
         kept = json.loads(RunPaths(result.run_dir).program(2).read_text())
@@ -142,6 +149,10 @@ def test_a_run_killed_after_training_resumes_without_training_again(
         round2 = {r["round"]: r for r in resumed.metrics["rounds"]}[2]
         assert round2["train"]["adapter"] == record["adapter"]["name"]
         assert len(student.job_creations()) == 1  # the finished training was not paid for twice
+        # and the cost ledger has its one training row (tokens trained, seconds), not two
+        trained = [c for c in Ledger(cfg.run_dir / "ledger.jsonl").calls if c.role == "trainer"]
+        assert [(c.round, c.phase) for c in trained] == [(2, "train_weights")]
+        assert trained[0].tokens_in == round2["train"]["tokens"] > 0
 
 
 def test_a_trainer_whose_adapters_the_student_backend_cannot_serve_fails_before_anything_runs() -> None:
@@ -151,6 +162,13 @@ def test_a_trainer_whose_adapters_the_student_backend_cannot_serve_fails_before_
     remote = ["student.provider=openai", "student.api_base=http://127.0.0.1:9/v1"]
     with pytest.raises(ConfigError, match="train.trainer peft makes adapters that student.provider openai"):
         load_config(None, ["loop.schedule=[prompt, both]", *remote])
-    with pytest.raises(ConfigError, match="train.trainer openai makes adapters that student.provider local"):
+    with pytest.raises(ConfigError) as err:
         load_config(None, ["loop.schedule=[weights]", "train.trainer=openai"])
+    assert str(err.value).endswith(
+        "quickstart.yaml with --set train.trainer=openai: train.trainer openai makes adapters that "
+        "student.provider local cannot serve (use openai)"
+    )
+    with pytest.raises(ConfigError, match="with --set agent.kind=react: train.prompts: retrieved renders"):
+        load_config(None, ["loop.schedule=[both]", "agent.kind=react"])
+    load_config(None, ["loop.schedule=[both]", "agent.kind=react", "train.prompts=bare"])
     load_config(None, ["loop.schedule=[prompt]", *remote])  # no round trains weights: nothing to serve

@@ -323,7 +323,9 @@ class AgentConfig(_Frozen):
     python_sandbox: Literal["bwrap", "none"] = "bwrap"
 
 
-Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "none"]
+Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "finetune", "better_together", "none"]
+# optimizers that train the student's weights (DSPy's, through the run's trainer and adapter serving)
+WEIGHT_OPTIMIZERS = ("finetune", "better_together")
 
 
 class Policy(_Frozen):
@@ -440,14 +442,20 @@ class TrainConfig(_Frozen):
     what ``peft`` loads: a GGUF file, an HF folder or hub id (default: the student's GGUF, the packaged
     SmolLM2 for the embedded student); for ``openai`` it is the model name to fine-tune (default
     ``student.model``). ``data`` says which rows of the kept rounds' fine-tune sets are trained on:
-    ``gold`` (gold, worked and synthetic examples), ``correct`` (the student's own correct answers
-    without lessons shown), ``context`` (answers it got right with lessons shown, trained as targets
-    for the prompt without them: context distillation).
+    ``gold`` (gold, worked and synthetic examples), ``correct`` (the student's own correct answers;
+    with bare prompts, only those made without lessons shown), ``context`` (answers it got right with
+    lessons shown, trained as targets for the prompt without them: context distillation).
+    ``prompts`` is what each row's prompt holds:
+    ``retrieved`` (default) is the program's own request, with the lessons it retrieves for that row
+    (its own hidden), so the weights learn to answer under the memory as the student is asked at test
+    time; ``bare`` is the instruction and the task alone (weights meant to answer without the memory;
+    ``context`` needs it).
     """
 
     trainer: str = Field("peft", min_length=1)
     base: str | None = Field(None, min_length=1)
-    data: tuple[TrainData, ...] = Field(("gold", "correct", "context"), min_length=1)
+    data: tuple[TrainData, ...] = Field(("gold", "correct"), min_length=1)
+    prompts: Literal["retrieved", "bare"] = "retrieved"
     rank: int = Field(16, ge=1, le=1024)
     alpha: float = Field(32.0, gt=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -464,6 +472,15 @@ class TrainConfig(_Frozen):
     api_base: str | None = None
     api_key_env: str | None = None
     poll_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _context_is_bare(self) -> TrainConfig:
+        if "context" in self.data and self.prompts != "bare":
+            raise ValueError(
+                "train.data context trains answers as targets of the prompt without lessons; "
+                "it needs train.prompts: bare"
+            )
+        return self
 
 
 class TrackingConfig(_Frozen):
@@ -535,12 +552,24 @@ class RunConfig(_Frozen):
                 raise ValueError("suite.metric: judge grades with the teacher, and the teacher is off")
         if self.student.provider == "none":
             raise ValueError("student.provider: none is not a student; use local or openai")
-        if any(m != "prompt" for m in self.loop.schedule):  # weights are trained: can they be served?
+        trains = any(m != "prompt" for m in self.loop.schedule) or self.loop.optimizer in WEIGHT_OPTIMIZERS
+        if trains:  # weights are trained: can they be served?
             served = {"peft": ("local", "vllm"), "openai": ("openai",)}.get(self.train.trainer)
             if served is not None and self.student.provider not in served:
                 raise ValueError(
                     f"train.trainer {self.train.trainer} makes adapters that student.provider "
                     f"{self.student.provider} cannot serve (use {' or '.join(served)})"
+                )
+        if any(m != "prompt" for m in self.loop.schedule):
+            if self.loop.optimizer in WEIGHT_OPTIMIZERS:
+                raise ValueError(
+                    f"loop.optimizer {self.loop.optimizer} trains the weights in compile, and "
+                    "loop.schedule trains them again in train_weights: keep loop.schedule: [prompt]"
+                )
+            if self.agent.kind == "react" and self.train.prompts == "retrieved":
+                raise ValueError(
+                    "train.prompts: retrieved renders the plain student's request, not agent.kind "
+                    "react's tool transcript; set train.prompts: bare"
                 )
         return self
 
@@ -579,10 +608,12 @@ def _set_dotted(data: dict[str, Any], dotted: str) -> None:
 
 def _describe(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "<root>"
+    where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key {where!r}"
-    return f"{source}: {where}: {first['msg']}"
+    # pydantic's "Value error, " prefix says nothing; a check across keys names them itself
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return f"{source}: {msg}" if not first["loc"] or msg.startswith(where) else f"{source}: {where}: {msg}"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -614,9 +645,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def _culprit(err: ValidationError, source: Path, overrides: list[str]) -> str:
     """Where a bad value came from: the ``--set`` that wrote its key (the last one wins), else the file."""
-    loc = ".".join(str(p) for p in err.errors()[0]["loc"])
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
     for item in reversed(overrides):
         key = item.split("=", 1)[0].strip()
         if loc and (loc == key or loc.startswith(key + ".") or key.startswith(loc + ".")):
             return f"{source} with --set {item}"
+        if not loc and first["type"] == "value_error" and key in str(first["msg"]):
+            return f"{source} with --set {item}"  # a check across sections names the keys it read
     return str(source)

@@ -258,6 +258,10 @@ class ReActStudent(StudentProgram):
         ]
         return ("\n".join(lines) or "no lessons found"), [x.id for x in found]
 
+    def request(self, task: str, *, hide: str | None = None) -> list[dict[str, Any]]:
+        """Not one request: a ReAct student sends a transcript that grows with its tool calls."""
+        raise NotImplementedError("a react student's request is a tool transcript; train on bare prompts")
+
     def forward(self, task: str, prefix: str = "") -> dspy.Prediction:
         examples, strategies = self.retrieve(task)
         shown = [x.id for x in [*examples, *strategies]]

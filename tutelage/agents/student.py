@@ -87,17 +87,33 @@ class StudentProgram(dspy.Module):
         examples, strategies = fit_budget(kinds, self.token_budget)
         return examples, strategies
 
-    def forward(self, task: str, prefix: str = "") -> dspy.Prediction:
-        """Answer ``task``; ``prefix`` (a suite's fixed prompt, e.g. BBH's 3-shot exemplars) is shown
-        before the task but plays no part in retrieval."""
+    def _inputs(self, task: str, prefix: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+        """What the predictor is called with for ``task``: its demos, its inputs, the lessons shown."""
         examples, strategies = self.retrieve(task)
         demos = [*self.predict.demos, *({"task": x.text, "answer": x.reply} for x in reversed(examples))]
         shown = f"{prefix.rstrip()}\n\n{task}" if prefix else task
-        out = self.predict(task=shown, strategies="\n".join(f"- {s.text}" for s in strategies), demos=demos)
+        inputs = {"task": shown, "strategies": "\n".join(f"- {s.text}" for s in strategies)}
+        return demos, inputs, [x.id for x in [*examples, *strategies]]
+
+    def forward(self, task: str, prefix: str = "") -> dspy.Prediction:
+        """Answer ``task``; ``prefix`` (a suite's fixed prompt, e.g. BBH's 3-shot exemplars) is shown
+        before the task but plays no part in retrieval."""
+        demos, inputs, shown = self._inputs(task, prefix)
+        out = self.predict(**inputs, demos=demos)
         answer = closest_choice(out.answer, self.choices) if self.choices else out.answer
-        return dspy.Prediction(
-            answer=answer, raw=out.answer, lesson_ids=[x.id for x in [*examples, *strategies]]
-        )
+        return dspy.Prediction(answer=answer, raw=out.answer, lesson_ids=shown)
+
+    def request(self, task: str, *, hide: str | None = None) -> list[dict[str, Any]]:
+        """The chat messages this program sends the student model for ``task``, exactly as ``forward``
+        does (instructions, strategies, compiled and retrieved demos, the task); ``hide`` keeps that
+        task's own lessons out of retrieval, as a held-out item would never see its own.
+        """
+        token = hiding(hide)
+        try:
+            demos, inputs, _ = self._inputs(task, "")
+        finally:
+            unhide(token)
+        return PlainChatAdapter().format(self.predict.signature, demos, inputs)
 
     def with_policy(self, **changes: Any) -> StudentProgram:
         """A copy that shares the memory and differs only in the given retrieval settings."""

@@ -16,16 +16,40 @@ from langgraph.runtime import Runtime
 from tutelage.agents.student import StudentProgram
 from tutelage.agents.teacher import Teacher
 from tutelage.backends import CallJournal, replayed
+from tutelage.config import WEIGHT_OPTIMIZERS
+from tutelage.errors import ConfigError
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.loop._lesson_nodes import candidate_check
 from tutelage.loop._nodes import _evaluate, _shuffled_train, load_program, timed
 from tutelage.loop._nodes import student_lm as lm_for
 from tutelage.loop._state import LoopState, RunContext
+from tutelage.loop._train_node import charge, train_base
 from tutelage.memory.lesson import Lesson
 from tutelage.optimizers import CompileContext, build_optimizer
+from tutelage.train import trainer
+from tutelage.train.dspy_provider import FinetuneProvider
 
 __all__ = ["compile_program"]
+
+
+def _finetune_provider(ctx: RunContext, r: int) -> FinetuneProvider:
+    if ctx.adapters is None:
+        raise ConfigError(
+            f"loop.optimizer {ctx.config.loop.optimizer} trains adapters, and student.provider "
+            f"{ctx.config.student.provider!r} cannot serve them"
+        )
+    return FinetuneProvider(
+        trainer(ctx.config.train.trainer),
+        base=train_base(ctx),
+        host=ctx.adapters,
+        out_dir=ctx.paths.root / "rounds" / f"round_{r}" / "optimizer" / "finetune",
+        options=ctx.config.train.model_dump(),
+        seed=ctx.config.seed + r,
+        name=f"{ctx.paths.thread_id}-round-{r}",
+        progress=lambda step, total, _: ctx.reporter.update(step, total),
+        on_trained=lambda adapter: charge(ctx, adapter),
+    )
 
 
 @timed
@@ -78,10 +102,18 @@ def compile_program(state: LoopState, runtime: Runtime[RunContext]) -> dict[str,
         threads=ctx.config.student.concurrency,
         admit=admit,
     )
+    if loop.optimizer in WEIGHT_OPTIMIZERS:  # DSPy's weight optimizers train through the run's trainer
+        compile_ctx.finetune = _finetune_provider(ctx, r)
     compiled = optimizer.compile(incumbent, trainset=trainset, valset=valset, ctx=compile_ctx)
-    compiled.program.adapter = incumbent.adapter  # the weights move in train_weights, not here
+    if loop.optimizer not in WEIGHT_OPTIMIZERS:  # the weights move in train_weights, not here
+        compiled.program.adapter = incumbent.adapter
     compiled.program.save_json(path, round=r, optimizer=optimizer.name, trials=compiled.trials)
-    return {
+    update: dict[str, Any] = {
         "candidate_path": str(path.relative_to(ctx.paths.root)),
         "k_examples": compiled.program.k_examples,
     }
+    adapter = compiled.program.adapter
+    if loop.optimizer in WEIGHT_OPTIMIZERS and adapter is not None and adapter != incumbent.adapter:
+        # reported as the round's weights training (metrics.json, the report, the round line)
+        update["train"] = {"adapter": adapter, "data": {"dspy": adapter["meta"].get("examples", 0)}}
+    return update

@@ -9,6 +9,7 @@ the round are skipped, ``decide`` rolls the round back and ``record_round`` stop
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
 from collections.abc import Callable
@@ -370,12 +371,22 @@ def decide(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     else:
         reason = f"rolled back: round {r} not accepted ({why})"
         undone = rollback_round(ctx.memory, UndoLog(undo_path(ctx, r)), reason, round=r)
-        trained = (state.get("train") or {}).get("adapter")
-        if trained is not None and ctx.adapters is not None:  # kept on disk with its scores, never served
+        # the candidate's own new adapter (train_weights', or a weight optimizer's) stays on disk with
+        # its scores and is never served again
+        trained = _program_json(ctx, state.get("candidate_path")).get("adapter")
+        kept = _program_json(ctx, state.get("program_path")).get("adapter")
+        if trained is not None and trained != kept and ctx.adapters is not None:
             ctx.adapters.unload(Adapter.from_json(trained))
         update.update(rollbacks_in_row=state.get("rollbacks_in_row", 0) + 1, lessons_rolled_back=undone)
     update.update(accepted=accepted, decision=("accepted: " if accepted else "rolled back: ") + why)
     return update
+
+
+def _program_json(ctx: RunContext, path: str | None) -> dict[str, Any]:
+    if not path or not (ctx.paths.root / path).is_file():
+        return {}
+    data: dict[str, Any] = json.loads((ctx.paths.root / path).read_text())
+    return data
 
 
 def _stop_reason(state: LoopState, ctx: RunContext) -> str | None:

@@ -9,18 +9,20 @@ from its last checkpoint; a finished one is never trained again (its record is o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from tutelage.agents.student import StudentProgram
 from tutelage.backends.local import embedded_model_path
 from tutelage.loop._nodes import load_program, timed
 from tutelage.loop._state import LoopState, RunContext
 from tutelage.train import Adapter, trainer
 from tutelage.train.datasets import held_out, training_rows, write_round_sets
 
-__all__ = ["train_weights", "train_base"]
+__all__ = ["charge", "train_base", "train_weights"]
 
 
 def train_base(ctx: RunContext) -> str:
@@ -33,8 +35,19 @@ def train_base(ctx: RunContext) -> str:
     return str(Path(cfg.student.model_path).expanduser() if cfg.student.model_path else embedded_model_path())
 
 
+def charge(ctx: RunContext, adapter: Adapter) -> None:
+    """One ``trainer`` row in the cost ledger for a training that ran (tokens trained, seconds)."""
+    meta = adapter.meta
+    ctx.ledger.record("trainer", {"prompt_tokens": meta.get("tokens") or 0}, float(meta.get("seconds") or 0))
+
+
 def _kept_rounds(state: LoopState) -> list[int]:
     return [row["round"] for row in state.get("rounds", []) if row.get("accepted")]
+
+
+def _retrieved(program: StudentProgram) -> Callable[[str, str], list[dict[str, Any]]]:
+    """Each row's prompt as ``program`` asks it, over this round's memory, its own lessons hidden."""
+    return lambda task, task_id: program.request(task, hide=task_id or None)
 
 
 @timed
@@ -42,7 +55,7 @@ def train_weights(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
     """Train this round's adapter and name it in the candidate program (rounds that move weights)."""
     ctx, r = runtime.context, state["round"]
     if ctx.config.loop.moves(r) == "prompt" or not state.get("candidate_path"):
-        return {"train": None}
+        return {}  # (a weight optimizer's adapter, if compile trained one, stays the round's)
     out_dir = ctx.paths.root / "rounds" / f"round_{r}" / "train"
     record = out_dir / "adapter-record.json"
     candidate = load_program(ctx, str(state["candidate_path"]))
@@ -68,6 +81,7 @@ def train_weights(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
             [*_kept_rounds(state), r],
             kinds=ctx.config.train.data,
             instructions=candidate.predict.signature.instructions,
+            prompt=_retrieved(candidate) if ctx.config.train.prompts == "retrieved" else None,
         )
         if not rows:
             return {"train": {"skipped": f"no training rows of kinds {', '.join(ctx.config.train.data)}"}}
@@ -84,6 +98,7 @@ def train_weights(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
             options=options,
             progress=lambda step, total, _: ctx.reporter.update(step, total),
         )
+        charge(ctx, adapter)
         tmp = record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"adapter": adapter.to_json(), "data": data}, indent=2))
         tmp.replace(record)

@@ -18,6 +18,8 @@ OPTIMIZERS = {
     "mipro": "tutelage.optimizers.mipro:Mipro",
     "gepa": "tutelage.optimizers.gepa:Gepa",
     "bootstrap": "tutelage.optimizers.bootstrap:Bootstrap",
+    "finetune": "tutelage.optimizers.finetune:BootstrapFinetune",
+    "better_together": "tutelage.optimizers.finetune:BetterTogether",
     "none": "tutelage.optimizers.none:Unchanged",
 }
 

@@ -41,7 +41,8 @@ class CompileContext:
     loop, journaled so a resumed compile replays it). ``threads``: concurrent student calls (the
     student role's ``concurrency``). ``admit(lessons)`` is how an optimizer writes lessons: the loop's
     admission path (leakage guard, then verification); it returns the ids now active. Without it,
-    lessons are written and activated with no guard (an optimizer used outside a run).
+    lessons are written and activated with no guard (an optimizer used outside a run). ``finetune``
+    is the ``dspy.Provider`` the weight optimizers (``finetune``, ``better_together``) train through.
     """
 
     student_lm: dspy.LM
@@ -58,6 +59,9 @@ class CompileContext:
     work_dir: Path | None = None
     threads: int = 1
     admit: Callable[[list[Lesson]], list[str]] | None = None
+    # DSPy's fine-tuning seam (``tutelage.train.dspy_provider.FinetuneProvider``: the run's trainer
+    # and adapter serving) for the optimizers that train weights; None when the run cannot serve them
+    finetune: Any = None
 
     def write_lessons(self, lessons: list[Lesson]) -> list[str]:
         """Write ``lessons`` through ``admit`` (or, outside a run, straight to active); the active ids."""

@@ -410,16 +410,25 @@ GOLD_SOURCES = frozenset({"gold_example", "verified_example", "worked_example", 
 
 
 def training_rows(
-    paths: RunPaths, rounds: Iterable[int], *, kinds: Collection[str], instructions: str
+    paths: RunPaths,
+    rounds: Iterable[int],
+    *,
+    kinds: Collection[str],
+    instructions: str,
+    prompt: Callable[[str, str], list[dict[str, Any]]] | None = None,
 ) -> tuple[list[Row], dict[str, int]]:
     """The prompt-completion rows a round's adapter is trained on, from the SFT sets of ``rounds``.
 
     ``kinds``: ``gold`` (gold, verified, worked and synthetic examples), ``correct`` (the student's
-    correct answers made with no lesson shown), ``context`` (its correct answers made *with* lessons
-    shown: context distillation, the answer becomes the target of the prompt without them). Every
-    prompt is ``instructions`` as system message and the task as user turn, exactly what the student
-    sends with no lesson retrieved, so the weights learn the answer without the memory. The rows were
-    leakage-checked when their round wrote them; a prompt seen twice keeps its first answer.
+    correct answers: made with no lesson shown, or, with ``prompt``, any of them), ``context`` (with
+    bare prompts, its correct answers made *with* lessons shown: context distillation, the answer
+    becomes the target of the prompt without them).
+
+    ``prompt(task, task_id)`` renders a row's prompt messages: the program's own request with what it
+    retrieves (``StudentProgram.request``, the row's own lessons hidden), so the weights learn to
+    answer the way the student is asked at test time. Without it every prompt is ``instructions`` as
+    system message and the task as user turn, what the student sends with no lesson retrieved. The
+    rows were leakage-checked when their round wrote them; a prompt seen twice keeps its first answer.
 
     Returns:
         The rows, and how many of each kind were taken.
@@ -438,7 +447,9 @@ def training_rows(
                 kind = "gold"
             elif meta.get("source") == "student_trace":
                 shown = attempts.get(meta.get("task_id", ""))
-                kind = "context" if shown is not None and shown.lesson_ids else "correct"
+                # with lessons shown, a bare prompt distils them (context); a retrieved one shows them
+                lessons_shown = shown is not None and bool(shown.lesson_ids)
+                kind = "context" if lessons_shown and prompt is None else "correct"
             else:
                 continue
             user, answer = row["messages"][-2]["content"], row["messages"][-1]["content"]
@@ -446,9 +457,10 @@ def training_rows(
                 continue
             seen.add(user)
             counts[kind] += 1
+            bare = [_turn("system", instructions.strip()), _turn("user", user)]
             rows.append(
                 {
-                    "prompt": [_turn("system", instructions.strip()), _turn("user", user)],
+                    "prompt": prompt(user, meta.get("task_id", "")) if prompt else bare,
                     "completion": [_turn("assistant", answer)],
                 }
             )
