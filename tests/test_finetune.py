@@ -346,3 +346,29 @@ def test_validators_accept_the_formats_trl_and_openai_read() -> None:
     validate_sft_row({"messages": [USER, GOLD]})
     validate_sft_row({"messages": [SYSTEM, USER, GOLD, USER, WRONG]})
     validate_preference_row({"prompt": [USER], "chosen": [GOLD], "rejected": [WRONG]})
+
+
+def test_preference_training_rows_are_the_round_pairs_under_the_students_own_prompt(run: Run) -> None:
+    from tutelage.train.datasets import training_rows
+
+    t = run.train
+    run.write(1)
+    seen: list[tuple[str, str]] = []
+
+    def rendered(task: str, task_id: str) -> list[dict[str, Any]]:
+        seen.append((task, task_id))
+        return [{"role": "system", "content": "rendered"}, {"role": "user", "content": task}]
+
+    rows, counts = training_rows(run.paths, [1], kinds=("preference",), instructions="I", prompt=rendered)
+    assert counts == {"preference": 1} and seen == [(t[2].input, t[2].id)]
+    assert rows == [
+        {
+            "prompt": [{"role": "system", "content": "rendered"}, {"role": "user", "content": t[2].input}],
+            "chosen": [{"role": "assistant", "content": t[2].answer}],
+            "rejected": [{"role": "assistant", "content": "wrong_label"}],
+        }
+    ]
+    with pytest.raises(ValueError, match="do not mix"):
+        training_rows(run.paths, [1], kinds=("gold", "preference"), instructions="I")
+    with pytest.raises(Exception, match="train.data preference trains with DPO"):
+        load_config(None, ["train.data=[gold, preference]"])

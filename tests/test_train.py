@@ -156,3 +156,55 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_adapter(tmp_p
     assert a.keys() == b.keys()
     # CPU training here is bit-reproducible: the resumed adapter is the uninterrupted one, exactly
     assert all((a[k] == b[k]).all() for k in a), "the resumed adapter differs from the uninterrupted one"
+
+
+def _margins(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> list[float]:
+    """log p(chosen) - log p(rejected) of each row's answer tokens, under ``model``."""
+    import torch
+
+    def logp(prompt: list[dict[str, str]], answer: list[dict[str, str]]) -> float:
+        head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)[
+            "input_ids"
+        ]
+        whole = tokenizer.apply_chat_template([*prompt, *answer], return_dict=True)["input_ids"]
+        ids = torch.tensor([whole])
+        with torch.no_grad():
+            logits = model(ids).logits.log_softmax(-1)[0]
+        return float(sum(logits[i - 1, whole[i]] for i in range(len(head), len(whole))))
+
+    return [logp(r["prompt"], r["chosen"]) - logp(r["prompt"], r["rejected"]) for r in rows]
+
+
+def test_preference_rows_train_with_dpo_and_the_adapter_prefers_the_chosen_answers(tmp_path: Path) -> None:
+    from peft import PeftModel
+
+    from tutelage.train.peft import load_base
+
+    rows = []
+    for i in range(8):
+        label, wrong = LABELS[i % 4], LABELS[(i + 1) % 4]
+        prompt = [
+            {"role": "system", "content": "Reply with the intent label only."},
+            {"role": "user", "content": f"question {i}: {label.replace('_', ' ')}"},
+        ]
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": label}],
+                "rejected": [{"role": "assistant", "content": wrong}],
+            }
+        )
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = {**TrainConfig(max_steps=4, batch_size=4, learning_rate=1e-3, max_length=256).model_dump()}
+    adapter = trainer("peft").train(
+        str(embedded_model_path()), data=data, out_dir=tmp_path / "dpo", seed=0, options=options
+    )
+    assert adapter.meta["objective"] == "dpo" and adapter.meta["steps"] == 4
+    assert Path(adapter.meta["gguf"]).is_file()
+    base, tokenizer = load_base(str(embedded_model_path()))
+    before = _margins(base, tokenizer, rows)
+    tuned = PeftModel.from_pretrained(base, str(adapter.path))
+    after = _margins(tuned, tokenizer, rows)
+    # DPO widened the margin of the chosen answer over the rejected one on every pair it saw
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)

@@ -431,7 +431,7 @@ class LoopConfig(_Frozen):
 
 
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-TrainData = Literal["gold", "correct", "context"]
+TrainData = Literal["gold", "correct", "context", "preference"]
 
 
 class TrainConfig(_Frozen):
@@ -444,7 +444,9 @@ class TrainConfig(_Frozen):
     ``student.model``). ``data`` says which rows of the kept rounds' fine-tune sets are trained on:
     ``gold`` (gold, worked and synthetic examples), ``correct`` (the student's own correct answers;
     with bare prompts, only those made without lessons shown), ``context`` (answers it got right with
-    lessons shown, trained as targets for the prompt without them: context distillation).
+    lessons shown, trained as targets for the prompt without them: context distillation),
+    ``preference`` (alone: DPO with the ``peft`` trainer on the preference sets, the gold answer
+    chosen over the student's wrong one, with strength ``beta``).
     ``prompts`` is what each row's prompt holds:
     ``retrieved`` (default) is the program's own request, with the lessons it retrieves for that row
     (its own hidden), so the weights learn to answer under the memory as the student is asked at test
@@ -468,6 +470,7 @@ class TrainConfig(_Frozen):
     # tokens of prompt + answer; a longer row is left out (an answer cut off would teach nothing)
     max_length: int = Field(2048, ge=16)
     save_steps: int = Field(10, ge=1)
+    beta: float = Field(0.1, gt=0)  # DPO: how far the tuned policy may move from the base
     # the openai trainer: where the fine-tuning API is, its key, how often to poll a job
     api_base: str | None = None
     api_key_env: str | None = None
@@ -475,6 +478,11 @@ class TrainConfig(_Frozen):
 
     @model_validator(mode="after")
     def _context_is_bare(self) -> TrainConfig:
+        if "preference" in self.data and (len(set(self.data)) > 1 or self.trainer != "peft"):
+            raise ValueError(
+                "train.data preference trains with DPO (the peft trainer) on preference pairs alone; "
+                "it does not mix with gold, correct or context rows"
+            )
         if "context" in self.data and self.prompts != "bare":
             raise ValueError(
                 "train.data context trains answers as targets of the prompt without lessons; "

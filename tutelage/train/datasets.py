@@ -430,9 +430,16 @@ def training_rows(
     system message and the task as user turn, what the student sends with no lesson retrieved. The
     rows were leakage-checked when their round wrote them; a prompt seen twice keeps its first answer.
 
+    ``preference`` (alone) gives DPO rows instead, from the preference sets: the prompt rendered the
+    same way, the gold answer ``chosen`` and the student's wrong answer ``rejected``.
+
     Returns:
         The rows, and how many of each kind were taken.
     """
+    if "preference" in kinds:
+        if set(kinds) != {"preference"}:
+            raise ValueError("preference rows (DPO) do not mix with gold, correct or context rows")
+        return _preference_rows(paths, rounds, instructions=instructions, prompt=prompt)
     rows: list[Row] = []
     counts = dict.fromkeys(("gold", "correct", "context"), 0)
     seen: set[str] = set()
@@ -465,3 +472,32 @@ def training_rows(
                 }
             )
     return rows, counts
+
+
+def _preference_rows(
+    paths: RunPaths,
+    rounds: Iterable[int],
+    *,
+    instructions: str,
+    prompt: Callable[[str, str], list[dict[str, Any]]] | None,
+) -> tuple[list[Row], dict[str, int]]:
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for round_no in sorted(set(rounds)):
+        path = finetune_dir(paths, round_no) / "preference.jsonl"
+        if not path.is_file():
+            continue
+        for row in _read_rows(path, validate_preference_row):
+            user, task_id = row["prompt"][-1]["content"], row.get(META, {}).get("task_id", "")
+            if user in seen:
+                continue
+            seen.add(user)
+            bare = [_turn("system", instructions.strip()), _turn("user", user)]
+            rows.append(
+                {
+                    "prompt": prompt(user, task_id) if prompt else bare,
+                    "chosen": row["chosen"],
+                    "rejected": row["rejected"],
+                }
+            )
+    return rows, {"preference": len(rows)}

@@ -6,6 +6,10 @@ Loss falls on the completion tokens only, under the chat template in the base's 
 llama.cpp applies when it serves the same file). Training is seeded and checkpoints every
 ``save_steps``: a call whose ``out_dir`` holds checkpoints resumes from the last one. The adapter is
 saved as a PEFT folder (what vLLM loads) and as a llama.cpp GGUF LoRA (``tutelage.train.gguf``).
+
+Rows with ``chosen`` and ``rejected`` answers instead of a ``completion`` train with DPO (TRL's
+``DPOTrainer``, ``beta`` from the options): the reference policy is the base itself, the adapter
+switched off, so no second copy of the model is held.
 """
 
 from __future__ import annotations
@@ -92,27 +96,42 @@ def load_base(base: str) -> tuple[Any, Any]:  # transformers' model and tokenize
     return model, tokenizer
 
 
-def _rows(data: Path) -> list[dict[str, Any]]:
-    rows = []
+SFT_KEYS, DPO_KEYS = ("prompt", "completion"), ("prompt", "chosen", "rejected")
+
+
+def _rows(data: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The file's rows, and whether they are preference pairs (DPO) rather than prompt-completion."""
+    rows: list[dict[str, Any]] = []
+    keys: tuple[str, ...] | None = None
     for line_no, line in enumerate(data.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{data}:{line_no}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not row.get("prompt") or not row.get("completion"):
-            raise DataError(f"{data}:{line_no}: expected a prompt-completion row")
-        rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+        shape = next(
+            (k for k in (DPO_KEYS, SFT_KEYS) if isinstance(row, dict) and all(row.get(x) for x in k)), None
+        )
+        if shape is None or keys not in (None, shape):
+            want = "a prompt-completion row" if keys in (None, SFT_KEYS) else "a prompt-chosen-rejected row"
+            raise DataError(f"{data}:{line_no}: expected {want}")
+        keys = shape
+        rows.append({k: row[k] for k in shape})
     if not rows:
         raise DataError(f"{data}: no training rows")
-    return rows
+    return rows, keys == DPO_KEYS
 
 
 def _fitting(
     rows: list[dict[str, Any]], tokenizer: Any, max_length: int, data: Path
 ) -> tuple[list[dict[str, Any]], int]:
-    """The rows whose prompt and answer fit ``max_length`` tokens, and how many did not."""
-    chats = [[*row["prompt"], *row["completion"]] for row in rows]
-    lengths = [len(tokenizer.apply_chat_template(chat, return_dict=True)["input_ids"]) for chat in chats]
+    """The rows whose prompt and answer(s) fit ``max_length`` tokens, and how many did not."""
+
+    def length(row: dict[str, Any]) -> int:
+        answers = [row[k] for k in ("completion", "chosen", "rejected") if k in row]
+        chats = [[*row["prompt"], *answer] for answer in answers]
+        return max(len(tokenizer.apply_chat_template(c, return_dict=True)["input_ids"]) for c in chats)
+
+    lengths = [length(row) for row in rows]
     kept = [row for row, n in zip(rows, lengths, strict=True) if n <= max_length]
     if not kept:
         raise ConfigError(
@@ -149,13 +168,14 @@ class PeftTrainer:
         from datasets import Dataset
         from peft import LoraConfig, get_peft_model
         from transformers import PrinterCallback, TrainerCallback
-        from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+        from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
         from tutelage.train.gguf import export_lora_gguf
 
         start = time.perf_counter()
         model, tokenizer = load_base(base)
-        rows, too_long = _fitting(_rows(data), tokenizer, int(options["max_length"]), data)
+        every, preference = _rows(data)
+        rows, too_long = _fitting(every, tokenizer, int(options["max_length"]), data)
         torch.manual_seed(seed)
         lora = LoraConfig(
             r=int(options["rank"]),
@@ -167,7 +187,7 @@ class PeftTrainer:
         model = cast(Any, get_peft_model(model, lora))
         checkpoints = out_dir / "checkpoints"
         cuda = torch.cuda.is_available()
-        args = SFTConfig(
+        common: dict[str, Any] = dict(
             output_dir=str(checkpoints),
             per_device_train_batch_size=int(options["batch_size"]),
             gradient_accumulation_steps=int(options.get("gradient_accumulation") or 1),
@@ -185,12 +205,17 @@ class PeftTrainer:
             report_to=[],
             disable_tqdm=True,
             gradient_checkpointing=False,
-            completion_only_loss=True,
             max_length=int(options["max_length"]),
             use_cpu=not cuda,
             bf16=False,
             fp16=False,
             dataloader_num_workers=0,
+        )
+        # DPO's reference is the base itself: peft turns the adapter off for it, no second model copy
+        args: Any = (
+            DPOConfig(**common, beta=float(options.get("beta") or 0.1))
+            if preference
+            else SFTConfig(**common, completion_only_loss=True)
         )
         stats: dict[str, Any] = {"tokens": 0, "loss": None}
 
@@ -206,7 +231,8 @@ class PeftTrainer:
                 if logs and "num_tokens" in logs:
                     stats["tokens"] = int(logs["num_tokens"])
 
-        trainer = SFTTrainer(
+        kind: Any = DPOTrainer if preference else SFTTrainer
+        trainer = kind(
             model=model,
             args=args,
             train_dataset=Dataset.from_list(rows),
@@ -236,6 +262,7 @@ class PeftTrainer:
             "base_sha256": file_sha256(base_path) if base_path.is_file() else "",
             "seconds": round(time.perf_counter() - start, 1),
             "examples": len(rows),
+            "objective": "dpo" if preference else "sft",
             "too_long": too_long,
             "tokens": stats["tokens"],
             "steps": steps,
