@@ -24,7 +24,14 @@ from tutelage.memory.lesson import Lesson
 from tutelage.memory.query import LessonFilter
 from tutelage.train.datasets import held_out, write_round_sets
 
-__all__ = ["candidate_check", "curate_memory", "finetune_sets", "verify_lessons", "write_lessons"]
+__all__ = [
+    "candidate_check",
+    "curate_memory",
+    "finetune_sets",
+    "verify_lessons",
+    "write_lessons",
+    "write_sets",
+]
 
 
 def solved_example(task: Task, *, round: int, scope: str) -> Lesson:
@@ -134,11 +141,9 @@ def curate_memory(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
     return {"lessons_retired": report.retired}
 
 
-@timed
-def finetune_sets(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Write the round's fine-tune sets (``finetune/round_N/``) from its own, fresh data."""
-    ctx, r = runtime.context, state["round"]
-    counts = write_round_sets(
+def write_sets(ctx: RunContext, r: int) -> dict[str, int]:
+    """Write round ``r``'s fine-tune sets (``finetune/round_N/``) from its own, fresh data."""
+    return write_round_sets(
         ctx.paths,
         r,
         tasks=ctx.tasks,
@@ -149,4 +154,11 @@ def finetune_sets(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
         teacher_model=ctx.config.teacher.model,
         verified=ctx.config.memory.verify != "off",
     )
+
+
+@timed
+def finetune_sets(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write the round's fine-tune sets (``finetune/round_N/``) from its own, fresh data."""
+    ctx, r = runtime.context, state["round"]
+    counts = write_sets(ctx, r)
     return {"finetune_rows": {"sft": counts["sft"], "preference": counts["preference"]}}

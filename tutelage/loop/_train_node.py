@@ -17,10 +17,11 @@ from langgraph.runtime import Runtime
 
 from tutelage.agents.student import StudentProgram
 from tutelage.backends.local import embedded_model_path
+from tutelage.loop._lesson_nodes import write_sets
 from tutelage.loop._nodes import load_program, timed
 from tutelage.loop._state import LoopState, RunContext
 from tutelage.train import Adapter, trainer
-from tutelage.train.datasets import held_out, training_rows, write_round_sets
+from tutelage.train.datasets import training_rows
 
 __all__ = ["charge", "train_base", "train_weights"]
 
@@ -65,17 +66,7 @@ def train_weights(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
         data = done["data"]
     else:
         # This round's rows as they stand before the decision (``finetune_sets`` rewrites them after).
-        write_round_sets(
-            ctx.paths,
-            r,
-            tasks=ctx.tasks,
-            memory=ctx.memory,
-            guard=ctx.guard,
-            instructions=ctx.suite.instruction,
-            held_out_ids=held_out(ctx.suite),
-            teacher_model=ctx.config.teacher.model,
-            verified=ctx.config.memory.verify != "off",
-        )
+        write_sets(ctx, r)
         rows, data = training_rows(
             ctx.paths,
             [*_kept_rounds(state), r],
