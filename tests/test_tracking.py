@@ -91,6 +91,42 @@ def test_logging_again_or_resuming_fills_in_the_same_mlflow_run(tracked: tuple[R
     assert stored == [{"uri": uri, "experiment": "tutelage", "run_id": result.mlflow_run_id}]
 
 
+def test_a_kept_adapter_is_tagged_and_its_weights_logged_as_artifacts(
+    tracked: tuple[RunResult, str], tmp_path: Path
+) -> None:
+    result, uri = tracked
+    run_dir = tmp_path / "weights-run"
+    shutil.copytree(result.run_dir, run_dir)
+    (run_dir / tracking.TRACKING_FILE).unlink()
+    weights = tmp_path / "adapter"
+    weights.mkdir()
+    (weights / "adapter_config.json").write_text("{}")
+    (weights / "adapter_model.safetensors").write_bytes(b"w")
+    (tmp_path / "adapter.gguf").write_bytes(b"g")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    kept = run_dir / "programs" / f"round_{metrics['kept_round']}.json"
+    program = json.loads(kept.read_text())
+    meta = {"sha256": "abc123", "gguf": str(tmp_path / "adapter.gguf")}
+    program["adapter"] = {
+        "name": "r2-lora",
+        "base": "b",
+        "path": str(weights),
+        "trainer": "peft",
+        "meta": meta,
+    }
+    kept.write_text(json.dumps(program))
+    run_id = tracking.log_run(run_dir, uri, "weights")
+    client = mlflow_tracking.MlflowClient(uri)
+    tags = client.get_run(run_id).data.tags
+    assert tags["tutelage.adapter"] == "r2-lora" and tags["tutelage.adapter_sha256"] == "abc123"
+    logged = sorted(a.path for a in client.list_artifacts(run_id, "adapter"))
+    assert logged == [
+        "adapter/adapter.gguf",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    ]
+
+
 def test_an_unusable_store_is_a_warning_and_the_run_still_succeeds(
     tracked: tuple[RunResult, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -217,6 +217,11 @@ def _send(
 
     config, metrics = run
     tags = _tags(run_dir, metrics, config)
+    kept = run_dir / "programs" / f"round_{metrics.get('kept_round')}.json"
+    adapter = _read_json(kept).get("adapter") if kept.is_file() else None
+    if adapter:  # the kept program answers with trained weights: say which
+        tags["tutelage.adapter"] = str(adapter["name"])
+        tags["tutelage.adapter_sha256"] = str(adapter.get("meta", {}).get("sha256", ""))
     run_id = _existing_run(client, _stored_run_id(run_dir, uri, experiment))
     points = run_metrics(metrics)
     params = config_params(config)
@@ -241,9 +246,14 @@ def _send(
         for name in ARTIFACTS:
             if (run_dir / name).is_file():
                 client.log_artifact(run_id, str(run_dir / name))
-        kept = run_dir / "programs" / f"round_{metrics.get('kept_round')}.json"
         if kept.is_file():
             client.log_artifact(run_id, str(kept), artifact_path="programs")
+        weights = Path(adapter["path"]) if adapter and adapter.get("path") else None
+        if weights is not None and weights.is_dir():  # the PEFT folder, and llama.cpp's GGUF copy
+            client.log_artifacts(run_id, str(weights), artifact_path="adapter")
+            gguf = adapter.get("meta", {}).get("gguf") if adapter else None
+            if gguf and Path(gguf).is_file():
+                client.log_artifact(run_id, gguf, artifact_path="adapter")
     client.set_terminated(run_id, "FINISHED" if metrics.get("stop_reason") else "KILLED")
     return run_id
 
