@@ -13,8 +13,8 @@ import pytest
 import tutelage
 from tests.conftest import TEACHER_REPLY, scripted_config
 from tutelage.agents import StudentProgram
-from tutelage.agents.ledger import Ledger
 from tutelage.agents.adapter import PlainChatAdapter
+from tutelage.agents.ledger import Ledger
 from tutelage.backends.openai import HostedAdapterHost
 from tutelage.config import TrainConfig
 from tutelage.errors import ConfigError

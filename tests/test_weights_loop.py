@@ -145,14 +145,17 @@ def test_a_run_killed_after_training_resumes_without_training_again(
         with pytest.raises(KeyboardInterrupt):  # Ctrl-C as round 2's dev evaluation starts
             tutelage.run(cfg, reporter=KillAt("round 2: dev evaluation"))
         record = json.loads((cfg.run_dir / "rounds/round_2/train/adapter-record.json").read_text())
-        resumed = tutelage.resume(cfg.run_dir)
-        round2 = {r["round"]: r for r in resumed.metrics["rounds"]}[2]
+        done = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["resume", str(cfg.run_dir)])
+        assert done.exit_code == 0, done.output
+        metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+        round2 = {r["round"]: r for r in metrics["rounds"]}[2]
         assert round2["train"]["adapter"] == record["adapter"]["name"]
         assert len(student.job_creations()) == 1  # the finished training was not paid for twice
         # and the cost ledger has its one training row (tokens trained, seconds), not two
         trained = [c for c in Ledger(cfg.run_dir / "ledger.jsonl").calls if c.role == "trainer"]
         assert [(c.round, c.phase) for c in trained] == [(2, "train_weights")]
         assert trained[0].tokens_in == round2["train"]["tokens"] > 0
+        assert "trainer 1 training(s)" in done.output  # a training, not a model call
 
 
 def test_a_trainer_whose_adapters_the_student_backend_cannot_serve_fails_before_anything_runs() -> None:

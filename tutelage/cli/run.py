@@ -128,7 +128,11 @@ def _summary(result: Any) -> None:
     metrics = result.metrics
     cost = metrics.get("cost", {})
     calls = "  ".join(
-        f"{role} {c['calls']} calls, {_kilo(c['tokens_in'])} in / {_kilo(c['tokens_out'])} out"
+        (
+            f"trainer {c['calls']} training(s), {_kilo(c['tokens_in'])} tokens trained, {c['seconds']:.0f}s"
+            if role == "trainer"  # the ledger's training rows: not model calls
+            else f"{role} {c['calls']} calls, {_kilo(c['tokens_in'])} in / {_kilo(c['tokens_out'])} out"
+        )
         + (f", ${c['usd']:.4f}" if c["usd"] else "")
         for role, c in sorted(cost.items())
     )
