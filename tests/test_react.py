@@ -66,6 +66,21 @@ def test_calculator_action_feeds_the_real_result_back_and_the_answer_is_graded()
         [],
         raw="Thought: multiply rows by eggs.\nAction: calculator[12*7]\nObservation: 84\n"
         "Thought: that is the total.\nAnswer: 84",
+        steps=[  # what the teacher reads when an attempt fails: each step, the tool's real result
+            {
+                "kind": "prediction",
+                "content": "Thought: multiply rows by eggs.\nAction: calculator[12*7]",
+                "name": "",
+                "error": False,
+            },
+            {"kind": "tool_result", "content": "84", "name": "calculator", "error": False},
+            {
+                "kind": "prediction",
+                "content": "Thought: that is the total.\nAnswer: 84",
+                "name": "",
+                "error": False,
+            },
+        ],
     )
     assert len(requests) == 2 and ledger.totals()["student"]["calls"] == 2
     first, second = requests

@@ -13,18 +13,26 @@ _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 _os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from tutelage.agents.interface import Lessons, agent_lm
 from tutelage.api import RunResult, Student, load_memory, resume, run
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import TutelageError
+from tutelage.evals.trajectory import Step, Trajectory
+from tutelage.improve import improve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Lessons",
     "RunConfig",
     "RunResult",
+    "Step",
     "Student",
+    "Trajectory",
     "TutelageError",
     "__version__",
+    "agent_lm",
+    "improve",
     "load_config",
     "load_memory",
     "resume",

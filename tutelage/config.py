@@ -76,6 +76,12 @@ class RoleConfig(_Frozen):
     price_out: float = Field(
         0.0, ge=0.0, allow_inf_nan=False, description="USD per million completion tokens"
     )
+    program: str | None = Field(
+        None,
+        min_length=3,
+        description="student only: your agent as an import path pkg.mod:attr (a DSPy module, a "
+        "LangGraph graph or fn(task, lessons)); it calls this role's model through tutelage.agent_lm()",
+    )
 
 
 class EmbedderConfig(_Frozen):
@@ -326,6 +332,8 @@ class AgentConfig(_Frozen):
 Optimizer = Literal["fewshot", "mipro", "gepa", "bootstrap", "finetune", "better_together", "none"]
 # optimizers that train the student's weights (DSPy's, through the run's trainer and adapter serving)
 WEIGHT_OPTIMIZERS = ("finetune", "better_together")
+# optimizers that work on any student, since they change only what it retrieves (``student.program``)
+OWN_AGENT_OPTIMIZERS = ("fewshot", "none")
 
 
 class Policy(_Frozen):
@@ -560,6 +568,7 @@ class RunConfig(_Frozen):
                 raise ValueError("suite.metric: judge grades with the teacher, and the teacher is off")
         if self.student.provider == "none":
             raise ValueError("student.provider: none is not a student; use local or openai")
+        self._own_agent_fits()
         trains = any(m != "prompt" for m in self.loop.schedule) or self.loop.optimizer in WEIGHT_OPTIMIZERS
         if trains:  # weights are trained: can they be served?
             served = {"peft": ("local", "vllm"), "openai": ("openai",)}.get(self.train.trainer)
@@ -580,6 +589,23 @@ class RunConfig(_Frozen):
                     "react's tool transcript; set train.prompts: bare"
                 )
         return self
+
+    def _own_agent_fits(self) -> None:
+        if self.teacher.program is not None:
+            raise ValueError("teacher.program is not read: only the student can be your own agent")
+        if self.student.program is None:
+            return
+        if self.agent.kind != "plain":
+            raise ValueError(
+                "student.program is your own agent; agent.kind react is tutelage's own, drop one"
+            )
+        if self.loop.optimizer not in OWN_AGENT_OPTIMIZERS:
+            raise ValueError(
+                f"loop.optimizer {self.loop.optimizer} rewrites tutelage's own prompt; a student.program "
+                f"agent takes {' or '.join(OWN_AGENT_OPTIMIZERS)} (the retrieval policy search)"
+            )
+        if any(m != "prompt" for m in self.loop.schedule):
+            raise ValueError("student.program runs its own model calls: keep loop.schedule: [prompt]")
 
     @property
     def teacher_on(self) -> bool:

@@ -1,8 +1,9 @@
 """The student seam: what the loop needs of a student, the saved formats it reloads, what retrieval sees.
 
 A student is a DSPy module that answers a task from the lessons it retrieves and saves itself as
-JSON. Today's two implementations are ``StudentProgram`` (one chat call) and ``ReActStudent`` (a
-tool-using loop); a new one is one file plus one line in ``STUDENT_FORMATS``.
+JSON. Its implementations are ``StudentProgram`` (one chat call), ``ReActStudent`` (a tool-using
+loop) and ``AgentStudent`` (your own agent, ``tutelage.agents.agent``); a new one is one file plus
+one line in ``STUDENT_FORMATS``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ POLICY_KEYS = (
 STUDENT_FORMATS: dict[str, str] = {
     "tutelage.student/2": "tutelage.agents.student:StudentProgram",
     "tutelage.react/1": "tutelage.agents.react:ReActStudent",
+    "tutelage.agent/1": "tutelage.agents.agent:AgentStudent",
 }
 
 
@@ -55,7 +57,8 @@ class StudentProtocol(Protocol):
     """A student the loop can run, copy with another retrieval policy, save and reload.
 
     Calling it with ``task=`` (and a suite's fixed ``prefix=``) returns a ``dspy.Prediction`` with
-    ``answer`` (the graded reply), ``raw`` (the model's own words) and ``lesson_ids`` (what it was shown).
+    ``answer`` (the graded reply), ``raw`` (the model's own words), ``lesson_ids`` (what it was shown)
+    and, for a student that takes steps, ``steps`` (``tutelage.evals.trajectory.Step`` rows).
     """
 
     def __call__(self, *, task: str, prefix: str = "") -> dspy.Prediction: ...

@@ -1,9 +1,11 @@
-"""Build the student a run config asks for: a plain StudentProgram or a tool-using ReActStudent."""
+"""Build the student a run config asks for: a plain StudentProgram, a tool-using ReActStudent, or
+your own agent (``student.program``) in an AgentStudent."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tutelage.agents.agent import AgentStudent
 from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram
 from tutelage.config import RunConfig
@@ -49,6 +51,8 @@ def build_student(
         "mmr": mem.mmr,
         "token_budget": mem.token_budget,
     }
+    if cfg.student.program is not None:
+        return AgentStudent(instructions, program=cfg.student.program, **common)
     if agent.kind == "plain":
         return StudentProgram(instructions, **common)
     return ReActStudent(

@@ -19,6 +19,7 @@ from dspy.utils.exceptions import AdapterParseError
 from tutelage.agents.base import POLICY_KEYS, lesson_filter
 from tutelage.agents.student import StudentProgram
 from tutelage.evals.metrics import closest_choice
+from tutelage.evals.trajectory import Step as TrajectoryStep
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
 from tutelage.memory.store import LessonStore
 from tutelage.tools.calculator import calculate
@@ -139,6 +140,8 @@ def parse_step(reply: str) -> Step | None:
 
 class StepLimitError(RuntimeError):
     """The model used all its steps without an answer (a per-task failure, recorded on the Attempt)."""
+
+    steps: list[dict[str, Any]] | None = None
 
 
 class _StepSignature(dspy.Signature):
@@ -276,6 +279,7 @@ class ReActStudent(StudentProgram):
         stop = [s for s in configured if s.strip()][:3] + ["\nObservation:"]
         transcript = self.messages(task, examples, strategies)
         trajectory: list[str] = []
+        steps: list[dict[str, Any]] = []  # what the teacher reads (``tutelage.evals.trajectory.Step`` rows)
         adapter = _Transcript()
         for _ in range(self.max_steps):
             reply = adapter(lm, {"stop": stop}, _StepSignature, [], {"transcript": transcript})[0]["step"]
@@ -288,21 +292,28 @@ class ReActStudent(StudentProgram):
                     message="the reply has neither an Action: nor an Answer: line",
                 )
             trajectory.append(step.text)
+            steps.append(TrajectoryStep("prediction", step.text).to_json())
             if step.answer is not None:
                 answer = closest_choice(step.answer, self.choices) if self.choices else step.answer
                 self._record_trace(task, strategies, answer)
-                return dspy.Prediction(answer=answer, raw="\n".join(trajectory), lesson_ids=shown)
+                return dspy.Prediction(
+                    answer=answer, raw="\n".join(trajectory), lesson_ids=shown, steps=steps
+                )
             text, ids = self.use_tool(step.tool, step.tool_input)
             observation = "Observation: " + (
                 text if len(text) <= MAX_OBSERVATION else text[:MAX_OBSERVATION] + " ...(cut)"
             )
             shown += [i for i in ids if i not in shown]
             trajectory.append(observation)
+            failed = text.startswith("Error")
+            steps.append(TrajectoryStep("tool_result", text, name=step.tool or "", error=failed).to_json())
             transcript += [
                 {"role": "assistant", "content": step.text},
                 {"role": "user", "content": observation},
             ]
-        raise StepLimitError(f"no Answer after {self.max_steps} steps")
+        spent = StepLimitError(f"no Answer after {self.max_steps} steps")
+        spent.steps = steps  # the failure keeps what the agent did, for the teacher
+        raise spent
 
     def _record_trace(self, task: str, strategies: list[Lesson], answer: str) -> None:
         # What dspy.Predict records, so BootstrapFewShot can keep a solved task as a demo turn.

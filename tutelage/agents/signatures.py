@@ -45,10 +45,19 @@ REASONING_LINE = (
 )
 
 
-def diagnose_signature(*, examples: int, reasoning: bool) -> type[dspy.Signature]:
-    """``Diagnose`` asking also for ``examples`` EXAMPLE lines (synthetic examples) and, for a suite
-    whose replies are reasoning, a REASONING line (a worked example)."""
-    extra = [EXAMPLE_LINE] * examples + ([REASONING_LINE] if reasoning else [])
+# An agent student's attempt comes with its numbered steps: the teacher names the first wrong one.
+STEP_LINE = (
+    "STEP: <the number of the student's first wrong step; the diagnosis and strategy are about that step>"
+)
+
+
+def diagnose_signature(*, examples: int, reasoning: bool, steps: bool = False) -> type[dspy.Signature]:
+    """``Diagnose`` asking also for ``examples`` EXAMPLE lines (synthetic examples), for a suite
+    whose replies are reasoning a REASONING line (a worked example), and for an agent whose steps
+    are shown a STEP line (the first wrong step)."""
+    extra = (
+        ([STEP_LINE] if steps else []) + [EXAMPLE_LINE] * examples + ([REASONING_LINE] if reasoning else [])
+    )
     if not extra:
         return Diagnose
     asked: type[dspy.Signature] = Diagnose.with_instructions(Diagnose.instructions + "\n" + "\n".join(extra))

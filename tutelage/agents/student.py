@@ -217,16 +217,18 @@ def make_solver(program: StudentProgram, *, lm: dspy.LM, metric: Metric, hide_ow
         except Exception as exc:
             if (err := systemic_error(exc, role="student")) is not None:
                 raise err from None
-            return Attempt(task.id, "", 0.0, error=f"{exc.__class__.__name__}: {str(exc)[:160]}")
+            error = f"{exc.__class__.__name__}: {str(exc)[:160]}"
+            return Attempt(task.id, "", 0.0, error=error, steps=getattr(exc, "steps", None))
         answer, raw = str(pred.answer), str(pred.raw)
         shown, kept_raw = list(pred.lesson_ids), raw if raw != answer else None
+        steps = pred.get("steps") or None  # an agent's trajectory, for the teacher
         try:
             score = metric(answer, task.answer)
         except Exception as exc:  # a custom or judge grader failing on one item fails that item only
             if (err := systemic_error(exc, role="grader")) is not None:
                 raise err from None
             error = f"grader: {exc.__class__.__name__}: {str(exc)[:160]}"
-            return Attempt(task.id, answer, 0.0, shown, error=error, raw=kept_raw)
-        return Attempt(task.id, answer, score, shown, raw=kept_raw)
+            return Attempt(task.id, answer, 0.0, shown, error=error, raw=kept_raw, steps=steps)
+        return Attempt(task.id, answer, score, shown, raw=kept_raw, steps=steps)
 
     return solve

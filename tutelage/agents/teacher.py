@@ -25,12 +25,13 @@ from tutelage.backends import systemic_error
 from tutelage.evals.harness import Attempt
 from tutelage.evals.metrics import Metric, normalize_label
 from tutelage.evals.suites import Task
+from tutelage.evals.trajectory import Step, first_failing, render_steps
 from tutelage.memory.lesson import Lesson, LessonKind
 
 __all__ = ["Diagnosis", "Teacher", "TeacherAsk", "diverse", "lessons_from", "parse_reply"]
 
 _LINE = re.compile(
-    r"^\s*\**(DIAGNOSIS|STRATEGY|STRATEGIES|EXAMPLE|REASONING)\**\s*[:\-]\s*(.*?)\s*$", re.IGNORECASE
+    r"^\s*\**(DIAGNOSIS|STRATEGY|STRATEGIES|EXAMPLE|REASONING|STEP)\**\s*[:\-]\s*(.*?)\s*$", re.IGNORECASE
 )
 COPY_SHARE = 0.8  # a synthetic example sharing this much of its words with its source is no new input
 
@@ -49,6 +50,7 @@ class Diagnosis:
     samples: int = 1
     examples: list[list[str]] = field(default_factory=list)  # [input, answer] pairs the teacher wrote
     reasoning: str = ""
+    step: int | None = None  # the first wrong step the teacher named (1-based), for an agent's attempt
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,15 @@ class TeacherAsk:
     """What the teacher is asked for besides the diagnosis and its strategies.
 
     ``examples``: synthetic examples per failure (label suites: their answers must be labels);
-    ``reasoning``: a worked solution (suites whose replies are reasoning).
+    ``reasoning``: a worked solution (suites whose replies are reasoning); ``steps``: an agent's
+    attempt shows its steps (cut to ``step_tokens`` tokens, the first failing step whole) and the
+    teacher names the first wrong one.
     """
 
     examples: int = 0
     reasoning: bool = False
+    steps: bool = False
+    step_tokens: int = 600
 
 
 def _words(text: str) -> set[str]:
@@ -86,7 +92,7 @@ def parse_reply(raw: str) -> tuple[bool, str, list[str]]:
 def parse_parts(raw: str) -> dict[str, Any]:
     """Every part of a teacher reply: diagnosis, strategies, examples ``[input, answer]`` and the
     reasoning (which may run over several lines, up to the next keyed line)."""
-    diagnosis, strategies, examples, reasoning = "", [], [], []
+    diagnosis, strategies, examples, reasoning, step = "", [], [], [], None
     key = ""
     for line in raw.splitlines():
         match = _LINE.match(line)
@@ -102,6 +108,8 @@ def parse_parts(raw: str) -> dict[str, Any]:
         elif key == "EXAMPLE" and value:
             text, sep, answer = value.rpartition("=>")
             examples.append([text.strip(), answer.strip()] if sep else [value, ""])
+        elif key == "STEP" and step is None and (number := re.match(r"\D*(\d+)", value)):
+            step = int(number.group(1))
         elif key == "REASONING" and value and not reasoning:
             reasoning.append(value)
         elif key == "REASONING":
@@ -111,6 +119,7 @@ def parse_parts(raw: str) -> dict[str, Any]:
         "strategies": strategies,
         "examples": examples,
         "reasoning": "\n".join(reasoning),
+        "step": step,
     }
 
 
@@ -137,16 +146,22 @@ class Teacher(dspy.Module):
         super().__init__()
         self.ask = ask or TeacherAsk()
         self.predict = dspy.Predict(
-            diagnose_signature(examples=self.ask.examples, reasoning=self.ask.reasoning)
+            diagnose_signature(examples=self.ask.examples, reasoning=self.ask.reasoning, steps=self.ask.steps)
         )
         if demo is not None:
             self.predict.demos = [dspy.Example(attempt=demo[0], reply=_demo_reply(demo[1], self.ask))]
 
-    @staticmethod
-    def render(task: str, student_answer: str, gold_answer: str) -> str:
-        return (
-            f"Task: {task}\nStudent answer: {student_answer or '(no answer)'}\nCorrect answer: {gold_answer}"
-        )
+    def render(
+        self, task: str, student_answer: str, gold_answer: str, steps: list[dict[str, Any]] | None = None
+    ) -> str:
+        """The attempt as the teacher reads it; an agent's steps come between the task and its answer."""
+        head = f"Task: {task}\n"
+        tail = f"Student answer: {student_answer or '(no answer)'}\nCorrect answer: {gold_answer}"
+        if not (steps and self.ask.steps):
+            return head + tail
+        parsed = [Step.from_json(x) for x in steps]
+        shown = render_steps(parsed, budget=self.ask.step_tokens, focus=first_failing(parsed))
+        return f"{head}Student steps:\n{shown}\n{tail}"
 
     def prompt_hash(self, attempt: str) -> str:
         """Identifies the exact teacher prompt (instructions, demos, input) behind a lesson."""
@@ -154,8 +169,10 @@ class Teacher(dspy.Module):
         blob = json.dumps([self.predict.signature.instructions, demos, attempt], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def forward(self, task: str, student_answer: str, gold_answer: str) -> dspy.Prediction:
-        return self.predict(attempt=self.render(task, student_answer, gold_answer))
+    def forward(
+        self, task: str, student_answer: str, gold_answer: str, steps: list[dict[str, Any]] | None = None
+    ) -> dspy.Prediction:
+        return self.predict(attempt=self.render(task, student_answer, gold_answer, steps))
 
     def diagnose(
         self,
@@ -188,13 +205,22 @@ class Teacher(dspy.Module):
     def _diagnose_once(self, task: Task, attempt: Attempt, *, lm: dspy.LM) -> Diagnosis:
         try:
             with dspy.context(lm=lm, adapter=PlainChatAdapter()):
-                raw = str(self(task=task.input, student_answer=attempt.answer, gold_answer=task.answer).reply)
+                raw = str(
+                    self(
+                        task=task.input,
+                        student_answer=attempt.answer,
+                        gold_answer=task.answer,
+                        steps=attempt.steps,
+                    ).reply
+                )
         except Exception as exc:
             if (err := systemic_error(exc, role="teacher")) is not None:
                 raise err from None
             return Diagnosis(task.id, "", False, error=f"{exc.__class__.__name__}: {str(exc)[:160]}")
         parts = parse_parts(raw)
-        prompt = self.prompt_hash(self.render(task.input, attempt.answer, task.answer))
+        prompt = self.prompt_hash(self.render(task.input, attempt.answer, task.answer, attempt.steps))
+        named = parts["step"] if self.ask.steps and attempt.steps else None
+        step = named if named is not None and 1 <= named <= len(attempt.steps or []) else None
         return Diagnosis(
             task.id,
             raw,
@@ -204,6 +230,7 @@ class Teacher(dspy.Module):
             prompt_hash=prompt,
             examples=parts["examples"][: self.ask.examples] if self.ask.examples else [],
             reasoning=parts["reasoning"] if self.ask.reasoning else "",
+            step=step,
         )
 
 
@@ -245,6 +272,7 @@ def lessons_from(
             prompt_hash=diag.prompt_hash,
             scope=scope,
             reason="written by the teacher" if kind != "example" else "the failed train item (gold answer)",
+            step=diag.step if kind != "example" else None,
         )
 
     lessons = [make("example", task.input, task.answer), *(make("strategy", s) for s in diag.strategies)]

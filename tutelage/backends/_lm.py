@@ -6,11 +6,14 @@ Secrets are read here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -117,6 +120,22 @@ def replayed(lm: dspy.LM, journal: CallJournal) -> dspy.LM:
     return copy
 
 
+# Calls made through any MeteredLM in this context (``counting_calls``): tells whether a user's agent
+# called its model through the client tutelage gave it, i.e. whether the ledger can see its calls.
+_SEEN: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("tutelage_seen_calls", default=None)
+
+
+@contextlib.contextmanager
+def counting_calls() -> Iterator[list[int]]:
+    """Count the metered LM calls made in this context (and in threads that copy it): ``[n]``."""
+    seen = [0]
+    token = _SEEN.set(seen)
+    try:
+        yield seen
+    finally:
+        _SEEN.reset(token)
+
+
 class MeteredLM(dspy.LM):
     """A DSPy LM whose every call lands in a cost ledger, and is refused once a budget is spent.
 
@@ -135,6 +154,8 @@ class MeteredLM(dspy.LM):
         super().update_history(entry)
 
     def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        if (seen := _SEEN.get()) is not None:
+            seen[0] += 1
         journal = self.replay
         if journal is None:
             return self._metered(prompt, messages=messages, **kwargs)

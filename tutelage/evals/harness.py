@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tutelage.evals.suites import Task
 
@@ -29,6 +29,8 @@ class Attempt:
     lesson_ids: list[str] = field(default_factory=list)
     error: str | None = None
     raw: str | None = None  # the model's own reply, when it differs from the answer read from it
+    # An agent's steps (``tutelage.evals.trajectory.Step.to_json()`` rows), when it reports them.
+    steps: list[dict[str, Any]] | None = None
 
 
 Solver = Callable[[Task], Attempt]

@@ -267,6 +267,8 @@ def teacher_ask(ctx: RunContext) -> TeacherAsk:
     return TeacherAsk(
         examples=0 if ctx.suite.reasoning else mem.synthetic,
         reasoning=ctx.suite.reasoning and mem.worked,
+        # an agent's attempts carry their steps: the teacher reads them and names the first wrong one
+        steps=ctx.config.student.program is not None or ctx.config.agent.kind == "react",
     )
 
 

@@ -73,6 +73,7 @@ class Provenance(_Record):
     teacher_model: str = ""
     diagnosis: str = ""
     prompt_hash: str = ""
+    step: int | None = None  # an agent's first wrong step (1-based) the lesson is about
 
 
 class StatusChange(_Record):
@@ -126,6 +127,7 @@ class Lesson(_Record):
         scope: str = "",
         tags: tuple[str, ...] = (),
         reason: str = "written by the teacher",
+        step: int | None = None,
     ) -> Lesson:
         """A new candidate lesson (its id comes from kind, text and answer)."""
         stamp = now()
@@ -143,6 +145,7 @@ class Lesson(_Record):
                 teacher_model=teacher_model,
                 diagnosis=diagnosis.strip(),
                 prompt_hash=prompt_hash,
+                step=step,
             ),
             history=(StatusChange(status="candidate", reason=reason, round=round, at=stamp),),
             created_at=stamp,

@@ -263,6 +263,8 @@ def write_round_sets(
         teacher = lesson.provenance.teacher_model or teacher_model
         messages = [_turn("system", system), _turn("user", lesson.text), _turn("assistant", lesson.reply)]
         meta = _provenance(label[lesson.kind], source, round_no, lesson.id, teacher)
+        if lesson.provenance.step is not None:  # the agent's step the teacher wrote it about
+            meta["step"] = str(lesson.provenance.step)
         sft.offer({"messages": messages, META: meta})
 
     for attempt in sorted(attempts.values(), key=lambda a: a.task_id):
