@@ -40,8 +40,8 @@ test-fast: install
 	$(PY) -m pytest -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check tutelage tests
-	$(VENV)/bin/ruff format --check tutelage tests
+	$(VENV)/bin/ruff check tutelage tests examples
+	$(VENV)/bin/ruff format --check tutelage tests examples
 
 typecheck: install
 	$(VENV)/bin/mypy tutelage

@@ -41,9 +41,18 @@ def python(code: str) -> str:
     return run_python(code, timeout=5.0, memory_mb=256, isolation="bwrap").text
 
 
+# One worked exchange, shown before every task: a small model follows turns better than rules.
+DEMO = [
+    {"role": "user", "content": "A box has 6 rows of 4 eggs and 3 loose eggs. How many eggs are there?"},
+    {"role": "assistant", "content": "Action: calculator[6*4+3]"},
+    {"role": "user", "content": "Observation: 27"},
+    {"role": "assistant", "content": "Answer: 27"},
+]
+
+
 def _chat(messages: list[BaseMessage]) -> list[dict[str, str]]:
     """The graph's messages as plain chat turns (tool results become the user's Observation lines)."""
-    turns = [{"role": "system", "content": INSTRUCTIONS}]
+    turns = [{"role": "system", "content": INSTRUCTIONS}, *DEMO]
     for m in messages:
         if isinstance(m, SystemMessage):
             turns[0]["content"] += "\n\n" + str(m.content)
@@ -57,7 +66,7 @@ def _chat(messages: list[BaseMessage]) -> list[dict[str, str]]:
 
 
 def model(state: MessagesState) -> dict[str, Any]:
-    reply = str(tutelage.agent_lm()(messages=_chat(state["messages"]), stop=["\nObservation"])[0]).strip()
+    reply = str(tutelage.agent_lm()(messages=_chat(state["messages"]), stop=["\n"])[0]).strip()
     if action := _ACTION.search(reply):
         name, arg = action.group(1).lower(), action.group(2).strip()
         key = "code" if name == "python" else "expression"

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "tutelage.evals.stats",
             "tutelage.evals.suites",
             "tutelage.evals.graders",
+            "tutelage.evals.trajectory",
             "tutelage.memory.lesson",
             "tutelage.memory.query",
             "tutelage.memory._undo",
@@ -62,6 +63,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "tutelage",
             "tutelage.api",
+            "tutelage.improve",
             "tutelage.cli",
             "tutelage.testing",
             "tutelage.evals.runner",

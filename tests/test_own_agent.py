@@ -223,3 +223,20 @@ def test_a_killed_own_agent_run_resumes_from_its_yaml_with_the_same_lessons(
         tutelage.resume(run_dir)
     assert run_fingerprint(run_dir) == run_fingerprint(straight.run_dir)
     assert run_fingerprint(run_dir)["lessons"]
+
+
+def offline_agent(task: str, lessons: tutelage.Lessons) -> str:
+    return "1"  # answers without calling the model tutelage gave it
+
+
+def test_an_agent_whose_calls_the_ledger_cannot_see_is_told_so(caplog: pytest.LogCaptureFixture) -> None:
+    program = AgentStudent("Solve it.", program="tests.test_own_agent:offline_agent")
+    with caplog.at_level("WARNING"):
+        out = program(task="What is 1 + 0?")
+        program(task="What is 2 - 1?")
+    assert out.answer == "1" and out.metered_calls == 0
+    warned = [r.getMessage() for r in caplog.records if "cannot see its calls" in r.getMessage()]
+    assert warned == [
+        "student.program tests.test_own_agent:offline_agent made no model call through "
+        "tutelage.agent_lm(): the cost ledger cannot see its calls"
+    ]  # once, not once an item

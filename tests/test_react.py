@@ -270,3 +270,15 @@ def test_parse_step_reads_the_first_action_or_answer(
         assert step is None
         return
     assert step is not None and (step.tool, step.tool_input, step.answer) == (tool, tool_input, answer)
+
+
+def test_a_student_out_of_steps_keeps_its_steps_for_the_teacher() -> None:
+    program = ReActStudent("Solve the math problem.", tools=("calculator",), max_steps=2)
+    attempt, _ = solve(program, lambda r: "Action: calculator[1/0]", MATH, ledger=Ledger(), max_tokens=40)
+    assert attempt.error is not None and attempt.error.startswith("StepLimitError")
+    assert [(s["kind"], s["error"]) for s in attempt.steps or []] == [
+        ("prediction", False),
+        ("tool_result", True),
+        ("prediction", False),
+        ("tool_result", True),
+    ]

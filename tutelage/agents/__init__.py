@@ -1,9 +1,11 @@
-"""Agents: the students (plain and tool-using), the teacher, their DSPy signatures and adapter, and the
-cost ledger their LM calls record into (the LM clients live in ``tutelage.backends``)."""
+"""Agents: the students (plain, tool-using, your own agent), the teacher, their DSPy signatures and
+adapter, and the cost ledger their LM calls record into (the LM clients live in ``tutelage.backends``)."""
 
 from tutelage.agents.adapter import PlainChatAdapter
+from tutelage.agents.agent import AgentStudent
 from tutelage.agents.base import STUDENT_FORMATS, StudentProtocol, load_student
 from tutelage.agents.build import build_student
+from tutelage.agents.interface import Agent, Lessons, agent_lm
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram, make_solver
@@ -11,13 +13,17 @@ from tutelage.agents.teacher import Diagnosis, Teacher, lessons_from, parse_repl
 
 __all__ = [
     "STUDENT_FORMATS",
+    "Agent",
+    "AgentStudent",
     "Diagnosis",
     "Ledger",
+    "Lessons",
     "PlainChatAdapter",
     "ReActStudent",
     "StudentProgram",
     "StudentProtocol",
     "Teacher",
+    "agent_lm",
     "build_student",
     "lessons_from",
     "load_student",
