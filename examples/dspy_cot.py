@@ -17,8 +17,9 @@ from examples.word_problems import splits
 program = dspy.ChainOfThought("question -> answer")
 
 
-def main(**options: Any) -> tutelage.RunResult:
-    train, dev, test = splits()
+def main(sizes: tuple[int, int, int] = (40, 20, 20), **options: Any) -> tutelage.RunResult:
+    """Improve the agent on ``sizes`` (train, dev, test) word problems; ``options`` go to ``improve``."""
+    train, dev, test = splits(*sizes)
     return tutelage.improve(
         "examples.dspy_cot:program",  # a module object has no import path of its own: name it
         train=train,

@@ -89,10 +89,12 @@ def build() -> Any:
 graph = build().with_config(recursion_limit=9)  # at most 5 model steps an item
 
 
-def main(**options: Any) -> tutelage.RunResult:
-    train, dev, test = splits()
+def main(sizes: tuple[int, int, int] = (40, 20, 20), **options: Any) -> tutelage.RunResult:
+    """Improve the agent on ``sizes`` (train, dev, test) word problems; ``options`` go to ``improve``."""
+    train, dev, test = splits(*sizes)
     settings = ["loop.search_size=8", *options.pop("settings", ())]
-    options.setdefault("model", {"max_tokens": 48})
+    # one request at a time: llama.cpp's batched decoding is not batch-invariant (a seeded run repeats)
+    options.setdefault("model", {"max_tokens": 48, "concurrency": 1})
     return tutelage.improve(
         "examples.langgraph_react:graph",
         train=train,

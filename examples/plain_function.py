@@ -19,8 +19,9 @@ def solve(task: str, lessons: tutelage.Lessons) -> str:
     return str(tutelage.agent_lm()(messages=messages)[0])
 
 
-def main(**options: Any) -> tutelage.RunResult:
-    train, dev, test = splits()
+def main(sizes: tuple[int, int, int] = (40, 20, 20), **options: Any) -> tutelage.RunResult:
+    """Improve the agent on ``sizes`` (train, dev, test) word problems; ``options`` go to ``improve``."""
+    train, dev, test = splits(*sizes)
     return tutelage.improve(
         solve, train=train, dev=dev, test=test, metric="gsm8k", name="plain-function", **options
     )

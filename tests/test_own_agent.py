@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 import tutelage
@@ -238,5 +239,61 @@ def test_an_agent_whose_calls_the_ledger_cannot_see_is_told_so(caplog: pytest.Lo
     warned = [r.getMessage() for r in caplog.records if "cannot see its calls" in r.getMessage()]
     assert warned == [
         "student.program tests.test_own_agent:offline_agent made no model call through "
-        "tutelage.agent_lm(): the cost ledger cannot see its calls"
+        "tutelage.agent_lm() or tutelage.agent_base_url(): the cost ledger cannot see its calls"
     ]  # once, not once an item
+
+
+@pytest.mark.slow
+def test_the_langgraph_example_runs_on_the_embedded_model(tmp_path: Path) -> None:
+    """The real SmolLM2-135M drives the graph: its tool calls run, the teacher reads them, the run
+    directory and report are the usual ones. (Whether it learns is measured in the README.)"""
+    quick = ["loop.search_size=4", "loop.search_k=[2]", "loop.search_strategies=[0]", "loop.diagnose_max=3"]
+    result = langgraph_react.main(
+        sizes=(12, 6, 6), runs_dir=str(tmp_path / "runs"), rounds=1, settings=quick, embedder=HashEmbedder()
+    )
+    paths = RunPaths(result.run_dir)
+    assert (paths.root / "report.md").is_file() and result.test_before is not None
+    attempts = [json.loads(x) for x in paths.journal(1, "attempts").read_text().splitlines()]
+    journals = [*paths.root.glob("rounds/*/*.jsonl"), *paths.root.glob("evals/*.jsonl")]
+    done = [json.loads(x) for j in journals if "teacher" not in j.name for x in j.read_text().splitlines()]
+    results = [s for a in done for s in a.get("steps") or [] if s["kind"] == "tool_result"]
+    assert results, "the model never called a tool"  # it does on about one item in six
+    assert all(s["name"] in ("calculator", "python") for s in results)
+    ledger = [json.loads(x) for x in (paths.root / "ledger.jsonl").read_text().splitlines()]
+    assert sum(x["role"] == "teacher" for x in ledger) >= 1
+    assert sum(x["role"] == "student" for x in ledger) > len(attempts)  # several model steps an item
+
+
+def sdk_agent(task: str, lessons: tutelage.Lessons) -> str:
+    """An agent with its own client (the OpenAI SDK), pointed at the base URL tutelage gives it."""
+    client = openai.OpenAI(base_url=tutelage.agent_base_url(), api_key="unused", max_retries=0)
+    system = "Reply with the number only.\n\n" + lessons.as_text()
+    reply = client.chat.completions.create(
+        model="whatever-the-agent-calls-it",
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": task}],
+        max_tokens=8,
+    )
+    return reply.choices[0].message.content or ""
+
+
+def test_an_agent_with_its_own_client_is_metered_through_the_base_url_tutelage_gives_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        ScriptedServer(plain_student, model="student") as student,
+        ScriptedServer(
+            lambda r: "DIAGNOSIS: wrong sum.\nSTRATEGY: Add the numbers.", model="teacher"
+        ) as teacher,
+    ):
+        result = tutelage.improve(
+            "tests.test_own_agent:sdk_agent", train=TRAIN, dev=DEV, test=TEST, metric="gsm8k", rounds=1,
+            runs_dir=str(tmp_path / "runs"), embedder=HashEmbedder(), settings=SMALL,
+            **_roles(student, teacher),
+        )  # fmt: skip
+        asked = student.chat_requests()
+    assert (result.test_before, result.test_after) == (0.0, 1.0)  # the lessons reached it too
+    assert {r["model"] for r in asked} == {"student"}  # the run's model, whatever name the agent used
+    ledger = [json.loads(x) for x in (result.run_dir / "ledger.jsonl").read_text().splitlines()]
+    rows = [x for x in ledger if x["role"] == "student"]
+    assert len(rows) == len(asked) and all(x["tokens_in"] > 0 and x["ok"] for x in rows)
+    assert not [r for r in caplog.records if "cannot see its calls" in r.getMessage()]

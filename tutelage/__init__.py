@@ -13,7 +13,7 @@ _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 _os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from tutelage.agents.interface import Lessons, agent_lm
+from tutelage.agents.interface import Lessons, agent_base_url, agent_lm
 from tutelage.api import RunResult, Student, load_memory, resume, run
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import TutelageError
@@ -31,6 +31,7 @@ __all__ = [
     "Trajectory",
     "TutelageError",
     "__version__",
+    "agent_base_url",
     "agent_lm",
     "improve",
     "load_config",

@@ -5,7 +5,7 @@ from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.agent import AgentStudent
 from tutelage.agents.base import STUDENT_FORMATS, StudentProtocol, load_student
 from tutelage.agents.build import build_student
-from tutelage.agents.interface import Agent, Lessons, agent_lm
+from tutelage.agents.interface import Agent, Lessons, agent_base_url, agent_lm
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.react import ReActStudent
 from tutelage.agents.student import StudentProgram, make_solver
@@ -23,6 +23,7 @@ __all__ = [
     "StudentProgram",
     "StudentProtocol",
     "Teacher",
+    "agent_base_url",
     "agent_lm",
     "build_student",
     "lessons_from",

@@ -23,6 +23,7 @@ from tutelage.agents.interface import Agent, Lessons, import_object, lm_for_agen
 from tutelage.agents.own import wrap
 from tutelage.agents.student import StudentProgram
 from tutelage.backends import counting_calls
+from tutelage.backends.meter import metered_elsewhere
 from tutelage.evals.metrics import closest_choice
 
 if TYPE_CHECKING:
@@ -54,17 +55,18 @@ class AgentStudent(StudentProgram):
             ids=tuple(x.id for x in [*examples, *strategies]),
         )
         shown = f"{prefix.rstrip()}\n\n{task}" if prefix else task
-        token = lm_for_agent(dspy.settings.lm)
+        lm = dspy.settings.lm
+        token = lm_for_agent(lm)
         try:
             with counting_calls() as seen:
                 trajectory = self.agent(shown, lessons)
         finally:
             reset_lm(token)
-        if not seen[0] and not self._warned:
+        if not seen[0] and not metered_elsewhere(lm) and not self._warned:
             self._warned = True
             log.warning(
-                "student.program %s made no model call through tutelage.agent_lm(): the cost ledger "
-                "cannot see its calls",
+                "student.program %s made no model call through tutelage.agent_lm() or "
+                "tutelage.agent_base_url(): the cost ledger cannot see its calls",
                 self.program,
             )
         answer = str(trajectory.answer)

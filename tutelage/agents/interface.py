@@ -12,10 +12,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import dspy
 
+from tutelage.backends.meter import meter_for
 from tutelage.errors import ConfigError, TutelageError
 from tutelage.evals.trajectory import Trajectory
 
-__all__ = ["Agent", "Lessons", "agent_lm", "import_object", "lm_for_agent", "reset_lm"]
+__all__ = ["Agent", "Lessons", "agent_base_url", "agent_lm", "import_object", "lm_for_agent", "reset_lm"]
 
 _LM: contextvars.ContextVar[Any] = contextvars.ContextVar("tutelage_agent_lm", default=None)
 
@@ -63,6 +64,17 @@ def agent_lm() -> dspy.LM:
     if lm is None:
         raise TutelageError("no student LM here: agent_lm() is for agents run by tutelage (improve, Student)")
     return lm
+
+
+def agent_base_url() -> str:
+    """An OpenAI-compatible base URL for an agent's own client (OpenAI SDK, ``ChatOpenAI``, httpx):
+    a local proxy to the run's student endpoint that records every call in the ledger, as
+    ``agent_lm()`` does. Any ``model`` name will do; the run's is used.
+
+    Example:
+        >>> client = openai.OpenAI(base_url=tutelage.agent_base_url(), api_key="-")  # doctest: +SKIP
+    """
+    return str(meter_for(agent_lm()).base_url)
 
 
 def import_object(path: str) -> Any:
