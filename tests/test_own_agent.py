@@ -71,6 +71,10 @@ def test_a_plain_function_improves_and_writes_a_normal_run_directory(tmp_path: P
             **_roles(student, teacher),
         )
         asked = student.chat_requests()
+        # The kept agent, loaded as any trained student is, answers with the run's lessons.
+        with tutelage.Student.load(result.run_dir, embedder=HashEmbedder()) as trained:
+            answered = trained.predict(TEST[0]["input"], gold=TEST[0]["answer"])
+    assert answered["score"] == 1.0 and answered["lesson_ids"]
     assert (result.test_before, result.test_after) == (0.0, 1.0)
     paths = RunPaths(result.run_dir)
     assert (paths.root / "report.md").is_file() and paths.metrics.is_file()
