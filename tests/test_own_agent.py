@@ -20,7 +20,12 @@ from examples import dspy_cot, langgraph_react, plain_function
 from examples.word_problems import splits
 from tutelage.agents.agent import AgentStudent
 from tutelage.agents.base import load_student
+from tutelage.agents.teacher import Teacher, TeacherAsk, lessons_from
+from tutelage.backends import build_lm
+from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError
+from tutelage.evals.harness import Attempt
+from tutelage.evals.suites import Task
 from tutelage.evals.trajectory import Step, render_steps
 from tutelage.failpoints import ENV
 from tutelage.improve import improve_config
@@ -301,3 +306,30 @@ def test_an_agent_with_its_own_client_is_metered_through_the_base_url_tutelage_g
     rows = [x for x in ledger if x["role"] == "student"]
     assert len(rows) == len(asked) and all(x["tokens_in"] > 0 and x["ok"] for x in rows)
     assert not [r for r in caplog.records if "cannot see its calls" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("named", "kept"), [("STEP: 2", 2), ("STEP: step 3 (the tool call)", None), ("", None)]
+)
+def test_the_teacher_keeps_the_step_it_names_only_when_the_attempt_has_it(
+    named: str, kept: int | None
+) -> None:
+    steps = [
+        Step("prediction", "Action: calculator[1/0]"),
+        Step("tool_result", "Error: division by zero", error=True),
+    ]
+    attempt = Attempt("t-1", "0", 0.0, steps=[s.to_json() for s in steps])
+    reply = f"DIAGNOSIS: It divided by zero.\n{named}\nSTRATEGY: Never divide by zero in the calculator."
+    with ScriptedServer(lambda r: reply) as server:
+        lm = build_lm(
+            RoleConfig(provider="openai", model="t", api_base=server.api_base, retries=0), server.api_base
+        )
+        diagnosis = Teacher(ask=TeacherAsk(steps=True)).diagnose(
+            Task("t-1", "What is 3 + 4?", "7"), attempt, lm=lm
+        )
+        prompt = server.chat_requests()[0]["messages"]
+    assert diagnosis.step == kept  # step 3 does not exist: the lesson is not pinned to a made-up step
+    assert "STEP: <the number of the student's first wrong step" in prompt[0]["content"]
+    assert "2. [tool_result ERROR] Error: division by zero" in prompt[-1]["content"]
+    lessons, _ = lessons_from(diagnosis, Task("t-1", "What is 3 + 4?", "7"), round=1, teacher_model="t")
+    assert [x.provenance.step for x in lessons] == [None, kept]  # the gold example is no step's lesson
