@@ -26,8 +26,7 @@ def main(sizes: tuple[int, int, int] = (40, 20, 20), **options: Any) -> tutelage
         dev=dev,
         test=test,
         metric="gsm8k",
-        name="dspy-cot",
-        **options,
+        **{"name": "dspy-cot", **options},
     )
 
 

@@ -101,9 +101,8 @@ def main(sizes: tuple[int, int, int] = (40, 20, 20), **options: Any) -> tutelage
         dev=dev,
         test=test,
         metric="gsm8k",
-        name="langgraph-react",
         settings=settings,
-        **options,
+        **{"name": "langgraph-react", **options},
     )
 
 

@@ -23,7 +23,7 @@ def main(sizes: tuple[int, int, int] = (40, 20, 20), **options: Any) -> tutelage
     """Improve the agent on ``sizes`` (train, dev, test) word problems; ``options`` go to ``improve``."""
     train, dev, test = splits(*sizes)
     return tutelage.improve(
-        solve, train=train, dev=dev, test=test, metric="gsm8k", name="plain-function", **options
+        solve, train=train, dev=dev, test=test, metric="gsm8k", **{"name": "plain-function", **options}
     )
 
 
