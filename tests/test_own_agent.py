@@ -23,7 +23,7 @@ from tutelage.agents.base import load_student
 from tutelage.agents.teacher import Teacher, TeacherAsk, lessons_from
 from tutelage.backends import build_lm
 from tutelage.config import RoleConfig
-from tutelage.errors import ConfigError
+from tutelage.errors import ConfigError, DataError
 from tutelage.evals.harness import Attempt
 from tutelage.evals.suites import Task
 from tutelage.evals.trajectory import Step, render_steps
@@ -333,3 +333,49 @@ def test_the_teacher_keeps_the_step_it_names_only_when_the_attempt_has_it(
     assert "2. [tool_result ERROR] Error: division by zero" in prompt[-1]["content"]
     lessons, _ = lessons_from(diagnosis, Task("t-1", "What is 3 + 4?", "7"), round=1, teacher_model="t")
     assert [x.provenance.step for x in lessons] == [None, kept]  # the gold example is no step's lesson
+
+
+def test_a_task_without_an_answer_is_one_line_naming_the_item(tmp_path: Path) -> None:
+    bad = [*TRAIN[:3], {"input": "What is 2 + 2?"}]
+    with pytest.raises(
+        DataError, match=r"^train item 3: a task needs 'input' and 'answer' keys, got \['input'\]$"
+    ):
+        tutelage.improve(plain_function.solve, train=bad, dev=DEV, metric="gsm8k", runs_dir=str(tmp_path))
+
+
+def half_solving_student(request: dict[str, Any]) -> str:
+    """Solves (with the calculator) the problems whose answer is even; divides by zero on the rest."""
+    messages = request["messages"]
+    if messages[-1]["content"].startswith("Observation:"):
+        observation = messages[-1]["content"].removeprefix("Observation:").strip()
+        return f"Answer: {observation if not observation.startswith('Error') else 0}"
+    gold = GOLD[_question(messages[-1]["content"])]
+    return f"Action: calculator[{gold}+0]" if int(gold) % 2 == 0 else "Action: calculator[1/0]"
+
+
+@pytest.mark.parametrize("trajectories", [True, False])
+def test_a_problem_the_agent_solved_with_a_tool_is_kept_with_its_own_steps(
+    tmp_path: Path, trajectories: bool
+) -> None:
+    with (
+        ScriptedServer(half_solving_student, model="student") as student,
+        ScriptedServer(react_teacher, model="teacher") as teacher,
+    ):
+        result = langgraph_react.main(
+            runs_dir=str(tmp_path / "runs"), rounds=1, embedder=HashEmbedder(),
+            settings=[*SMALL, f"memory.trajectories={trajectories}"], **_roles(student, teacher),
+        )  # fmt: skip
+    memory = open_run_memory(
+        RunPaths(result.run_dir), tutelage.load_config(result.run_dir / "config.yaml"), HashEmbedder()
+    )
+    solved = [x for x in memory.all() if x.history[0].reason.startswith("the student") and x.round == 1]
+    assert solved and all(int(x.answer) % 2 == 0 for x in solved)
+    if not trajectories:
+        assert {x.kind for x in solved} == {"example"}
+        return
+    assert {x.kind for x in solved} == {"worked"}
+    one = solved[0]
+    assert (
+        one.rationale
+        == f"Action: calculator[{one.answer}+0]\nObservation: {one.answer}\nAnswer: {one.answer}"
+    )

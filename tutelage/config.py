@@ -126,6 +126,10 @@ class MemoryConfig(_Frozen):
     too; ``failed`` stores only the failures the teacher diagnosed (a smaller memory). Measured on
     Banking77 with ``bench/coverage.py`` (k-NN label vote of 100 test items): a failures-only memory
     of 880 items 77/100, all 2,400 items the same rounds attempted 89/100, the whole train 92/100.
+
+    ``trajectories``: a solved item whose attempt used a tool (an agent student) is stored as a worked
+    example whose solution is the agent's own steps (its actions, the tools' results, its answer), as
+    ExpeL keeps successful trajectories; off, it is a plain gold example like any other.
     """
 
     embedder: EmbedderConfig = EmbedderConfig()
@@ -149,6 +153,7 @@ class MemoryConfig(_Frozen):
     token_budget: int | None = Field(None, ge=1)
     verify: Literal["off", "source", "probe"] = "off"
     examples: Literal["attempted", "failed"] = "attempted"
+    trajectories: bool = True
     synthetic: int = Field(2, ge=0, le=8)
     worked: bool = True
     probe_size: int = Field(3, ge=1, le=32)

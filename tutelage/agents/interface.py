@@ -39,7 +39,11 @@ class Lessons:
         if self.strategies:
             parts.append("Strategies:\n" + "\n".join(f"- {s}" for s in self.strategies))
         if self.examples:
-            shown = "\n".join(f"Input: {x}\nAnswer: {y}" for x, y in reversed(self.examples))
+            # a worked example's reply is its solution (several lines, ending in its answer): shown as is
+            shown = "\n".join(
+                f"Input: {x}\n{y}" if "\n" in y.strip() else f"Input: {x}\nAnswer: {y}"
+                for x, y in reversed(self.examples)
+            )
             parts.append("Solved examples:\n" + shown)
         return "\n\n".join(parts)
 

@@ -15,6 +15,7 @@ from tutelage.agents.student import make_solver
 from tutelage.agents.teacher import Diagnosis, lessons_from
 from tutelage.evals.harness import Attempt, load_journal
 from tutelage.evals.suites import Task
+from tutelage.evals.trajectory import Step
 from tutelage.loop._nodes import load_program, student_lm, timed
 from tutelage.loop._state import LoopState, RunContext
 from tutelage.loop._verify import check_candidates
@@ -47,6 +48,34 @@ def solved_example(task: Task, *, round: int, scope: str) -> Lesson:
     )
 
 
+def solved_trajectory(task: Task, attempt: Attempt, *, round: int, scope: str) -> Lesson | None:
+    """A worked example whose solution is the agent's own successful steps, when it used a tool."""
+    steps = [Step.from_json(x) for x in attempt.steps or []]
+    if not any(s.kind == "tool_result" for s in steps):
+        return None
+    while steps and steps[-1].kind == "prediction":  # the last words are the answer, written below
+        steps.pop()
+    lines, said = [], False
+    for step in steps:
+        if step.kind == "prediction":
+            lines.append(step.content.strip())
+        elif step.kind == "tool_call" and not said:  # a native tool call with no words of its own
+            lines.append(f"{step.name}[{step.content}]")
+        elif step.kind == "tool_result":
+            lines.append(f"Observation: {step.content.strip()}")
+        said = step.kind == "prediction"
+    return Lesson.make(
+        kind="worked",
+        text=task.input,
+        answer=task.answer,
+        rationale="\n".join([*lines, f"Answer: {task.answer}"]),
+        round=round,
+        source_task_id=task.id,
+        scope=scope,
+        reason="the student solved this train item with tools (its own steps)",
+    )
+
+
 def _confused(attempt: Attempt | None) -> str:
     return attempt.answer if attempt is not None else ""
 
@@ -55,7 +84,8 @@ def _confused(attempt: Attempt | None) -> str:
 def write_lessons(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Turn diagnoses into candidate lessons (the gold example of each failure, the teacher's strategies,
     synthetic and worked examples) and, with ``memory.examples=attempted``, every item the student
-    solved into a gold example; all through the one admission path (leakage guard first)."""
+    solved into a gold example (a worked one showing its steps, when it solved it with a tool and
+    ``memory.trajectories`` is on); all through the one admission path (leakage guard first)."""
     ctx, r = runtime.context, state["round"]
     diagnoses = load_journal(ctx.paths.journal(r, "teacher"), Diagnosis)
     attempts: dict[str, Attempt] = load_journal(ctx.paths.journal(r, "attempts"), Attempt)
@@ -77,11 +107,14 @@ def write_lessons(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
         dropped += len(why)
     if ctx.config.memory.examples == "attempted":
         failed = set(state["failed_ids"])
-        lessons += [
-            solved_example(ctx.tasks[i], round=r, scope=ctx.suite.name)
-            for i in state["batch_ids"]
-            if i in attempts and i not in failed
-        ]
+        for i in state["batch_ids"]:
+            if i not in attempts or i in failed:
+                continue
+            task = ctx.tasks[i]
+            worked = ctx.config.memory.trajectories and solved_trajectory(
+                task, attempts[i], round=r, scope=ctx.suite.name
+            )
+            lessons.append(worked or solved_example(task, round=r, scope=ctx.suite.name))
     done = ctx.admission.write(ctx.memory, lessons, round=r)
     return {"lessons_added": len(done.written), "lessons_refused": done.refused, "lessons_dropped": dropped}
 
