@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 import dspy
 
-from tutelage.agents.base import POLICY_KEYS
 from tutelage.agents.interface import Agent, Lessons, import_object, lm_for_agent, reset_lm
 from tutelage.agents.own import wrap
 from tutelage.agents.student import StudentProgram
@@ -40,6 +39,8 @@ class AgentStudent(StudentProgram):
 
     ``instructions`` are kept for the report and for fine-tune rows; the agent writes its own prompt.
     """
+
+    SAVED = ("program",)
 
     def __init__(self, instructions: str, *, program: str, **policy: Any) -> None:
         super().__init__(instructions, **policy)
@@ -98,18 +99,7 @@ class AgentStudent(StudentProgram):
     def from_json(
         cls, data: dict[str, Any], *, memory: LessonStore | None, as_of_round: int | None = None
     ) -> Self:
-        policy = {key: data[key] for key in POLICY_KEYS if key in data}
-        if as_of_round is not None:
-            policy["as_of_round"] = as_of_round
-        program = cls(
-            data["instructions"],
-            program=data["program"],
-            memory=memory,
-            choices=data.get("choices"),
-            **policy,
-        )
-        program.predict.load_state(data["predict"])
-        program.adapter = data.get("adapter")
+        program = super().from_json(data, memory=memory, as_of_round=as_of_round)
         load = getattr(program.agent, "load_state", None)
         if data.get("agent_state") is not None and callable(load):
             load(data["agent_state"])

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from tutelage.agents.base import POLICY_KEYS, lesson_filter
+from tutelage.agents.base import lesson_filter
 from tutelage.agents.student import StudentProgram
 from tutelage.evals.metrics import closest_choice
 from tutelage.evals.trajectory import Step as TrajectoryStep
 from tutelage.memory.lesson import DEMO_KINDS, Lesson
-from tutelage.memory.store import LessonStore
 from tutelage.tools.calculator import calculate
 from tutelage.tools.sandbox import Isolation, require_bwrap, run_python
 
@@ -183,6 +182,8 @@ class ReActStudent(StudentProgram):
         >>> solve = make_solver(student, lm=lm, metric=label_match)  # doctest: +SKIP
     """
 
+    SAVED = _SETTINGS
+
     def __init__(
         self,
         instructions: str,
@@ -328,17 +329,3 @@ class ReActStudent(StudentProgram):
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "format": REACT_FORMAT, **self.settings()}
-
-    @classmethod
-    def from_json(
-        cls, data: dict[str, Any], *, memory: LessonStore | None, as_of_round: int | None = None
-    ) -> Self:
-        """A program from its saved JSON (``StudentProgram.load_json`` dispatches here)."""
-        policy = {key: data[key] for key in POLICY_KEYS if key in data}
-        if as_of_round is not None:
-            policy["as_of_round"] = as_of_round
-        settings = {key: data[key] for key in _SETTINGS if key in data}
-        program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **settings, **policy)
-        program.predict.load_state(data["predict"])
-        program.adapter = data.get("adapter")
-        return program

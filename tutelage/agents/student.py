@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
@@ -39,6 +39,8 @@ class StudentProgram(dspy.Module):
     ``token_budget`` tokens. With ``choices`` (a closed label set) the reply is read as the choice it
     names or most resembles.
     """
+
+    SAVED: ClassVar[tuple[str, ...]] = ()  # a subclass's constructor settings its saved JSON holds
 
     def __init__(
         self,
@@ -185,7 +187,8 @@ class StudentProgram(dspy.Module):
         policy = {key: data[key] for key in POLICY_KEYS if key in data}
         if as_of_round is not None:
             policy["as_of_round"] = as_of_round
-        program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **policy)
+        settings = {key: data[key] for key in cls.SAVED if key in data}
+        program = cls(data["instructions"], memory=memory, choices=data.get("choices"), **settings, **policy)
         program.predict.load_state(data["predict"])
         program.adapter = data.get("adapter")
         return program
