@@ -59,6 +59,38 @@ def test_ledger_totals_continue_across_a_resume_and_price_each_role(tmp_path: Pa
     assert again.round_totals(2)["teacher"]["tokens_in"] == 500
 
 
+def test_ledger_admits_in_constant_time_with_the_same_budget_figures_as_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.jsonl"
+    budget = BudgetConfig(student_tokens=30_000, teacher_usd=0.05)
+    first = Ledger(path, prices={"teacher": (3.0, 15.0)}, budget=budget)
+    first.at(1, "attempt")
+    for i in range(200):
+        first.record("student", {"prompt_tokens": 60 + i % 7, "completion_tokens": 9}, 0.01)
+        first.record("teacher", {"prompt_tokens": 40, "completion_tokens": 5}, 0.01)
+    resumed = Ledger(path, prices={"teacher": (3.0, 15.0)}, budget=budget)  # totals rebuilt from the rows
+    import tutelage.agents.ledger as ledger_module
+
+    def resum(*_: object) -> None:
+        raise AssertionError("admission re-summed the rows")
+
+    monkeypatch.setattr(ledger_module, "summarize", resum)
+    resumed.at(2, "attempt")
+    spent = None
+    while spent is None:  # spend until a budget stops it
+        resumed.record("student", {"prompt_tokens": 70, "completion_tokens": 10}, 0.01)
+        spent = resumed.exhausted()
+    monkeypatch.undo()
+    totals = resumed.totals()
+    used = totals["student"]["tokens_in"] + totals["student"]["tokens_out"]
+    assert spent == f"student token budget spent ({used:,} of 30,000 tokens)"
+    assert used - 80 < 30_000 <= used  # the very call that crossed it, not one later
+    assert totals["teacher"]["usd"] == pytest.approx(200 * (40 * 3.0 + 5 * 15.0) / 1e6)
+    with pytest.raises(BudgetExhausted, match="student token budget"):
+        resumed.admit("teacher")
+
+
 def test_sign_test_counts_only_disagreements() -> None:
     a = {f"d{i}": 0.0 for i in range(20)}
     b = {**a, "d0": 1.0, "d1": 1.0, "d2": 1.0, "d3": 1.0}

@@ -97,6 +97,15 @@ class Ledger:
         self._seconds_before = sum(sessions.values())
         self.round, self.phase = 0, ""
         self._streaks: dict[str, int] = {}
+        # role -> [tokens, usd]: running sums, so admitting a call costs the same however long the run
+        self._spent: dict[str, list[float]] = {}
+        for c in self.calls:
+            self._add(c)
+
+    def _add(self, call: Call) -> None:
+        spent = self._spent.setdefault(call.role, [0, 0.0])
+        spent[0] += call.tokens_in + call.tokens_out
+        spent[1] += call.usd
 
     @classmethod
     def for_run(cls, cfg: RunConfig, path: Path | None) -> Ledger:
@@ -133,16 +142,15 @@ class Ledger:
         return sum(sessions.values())
 
     def exhausted(self) -> str | None:
-        """Why the loop must stop now (the first budget spent), or None."""
+        """Why the loop must stop now (the first budget spent), or None (constant time: running sums)."""
         b = self.budget
-        totals = summarize(self.calls)
         for role in ("student", "teacher"):
-            row = totals.get(role, {})
-            used = row.get("tokens_in", 0) + row.get("tokens_out", 0)
+            tokens, usd = self._spent.get(role, (0, 0.0))
+            used = int(tokens)
             limit = getattr(b, f"{role}_tokens")
             if limit is not None and used >= limit:
                 return f"{role} token budget spent ({used:,} of {limit:,} tokens)"
-            usd, limit_usd = row.get("usd", 0.0), getattr(b, f"{role}_usd")
+            usd, limit_usd = round(usd, 6), getattr(b, f"{role}_usd")  # as ``summarize`` rounds it
             if limit_usd is not None and usd >= limit_usd:
                 return f"{role} money budget spent (${usd:.4f} of ${limit_usd:.4f})"
         if b.seconds is not None and self.seconds() >= b.seconds:
@@ -179,6 +187,7 @@ class Ledger:
         )
         with self._lock:
             self.calls.append(call)
+            self._add(call)
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as sink:
