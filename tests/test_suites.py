@@ -240,6 +240,68 @@ def test_nlupp_answers_are_intent_sets_graded_by_f1() -> None:
     assert suite.labels == [] and "wrong_notworking_notshowing" in suite.instruction
 
 
+def _hotels_data(root: Path, extra: str | None = None) -> Path:
+    """An NLU++ folder with the published ontology and small hotels folds (the shared copy has none)."""
+    (root / "nlupp" / "hotels").mkdir(parents=True)
+    (root / "nlupp" / "ontology.json").write_bytes((BENCH / "nlupp" / "ontology.json").read_bytes())
+    for k in range(20):
+        rows: list[dict[str, object]] = [
+            {"text": f"can I book the spa for {k} people", "intents": ["spa", "booking"]},
+            {"text": f"is breakfast served in room {k}", "intents": ["room_service", "request_info"]},
+            {"text": f"we arrive on the {k + 1}th"},
+        ]
+        if extra and k == 12:
+            rows.append({"text": "where is my card", "intents": [extra]})
+        (root / "nlupp" / "hotels" / f"fold{k}.json").write_text(json.dumps(rows))
+    return root
+
+
+@needs_bench
+def test_nlupp_hotels_domain_loads_hotel_items_with_the_hotels_intents(tmp_path: Path) -> None:
+    data = _hotels_data(tmp_path)
+    suite = load_suite(SuiteConfig(name="nlupp", domain="hotels", data_dir=str(data), dev_size=5))
+    assert suite.name == "nlupp-hotels" and len(suite.held_out) == 30
+    assert (len(suite.train), len(suite.dev)) == (25, 5)
+    assert {t.answer for t in suite.held_out} == {"booking, spa", "request_info, room_service", "none"}
+    assert (
+        "hotel guest" in suite.instruction and "spa" in suite.instruction and "card" not in suite.instruction
+    )
+    labels = set(suite.metric.labels)  # type: ignore[attr-defined]
+    assert len(labels) == 40 and {"spa", "check_in", "thank"} <= labels and "card" not in labels
+    assert suite.metric("spa, booking", "booking, spa") == 1.0
+
+
+@needs_bench
+def test_nlupp_hotels_item_with_a_banking_intent_is_outside_its_label_set(tmp_path: Path) -> None:
+    data = _hotels_data(tmp_path, extra="card")
+    with pytest.raises(DataError, match=r"fold12\.json: item 3 has intents outside the ontology: card"):
+        load_suite(SuiteConfig(name="nlupp", domain="hotels", data_dir=str(data), dev_size=5))
+
+
+@needs_bench
+def test_nlupp_hotels_without_its_folds_names_the_missing_folder() -> None:
+    with pytest.raises(DataError, match=r"does not hold nlupp/hotels/fold0\.\.19\.json"):
+        bench("nlupp", domain="hotels")
+
+
+@needs_bench
+def test_nlupp_banking_is_the_default_domain() -> None:
+    default, banking = bench("nlupp"), bench("nlupp", domain="banking")
+    assert default.name == banking.name == "nlupp" and default.instruction == banking.instruction
+    assert [t.id for t in default.test] == [t.id for t in banking.test]
+    assert "banking customer" in default.instruction and "card" in default.instruction
+    assert "spa" not in default.instruction and len(default.metric.labels) == 48  # type: ignore[attr-defined]
+
+
+def test_domain_on_a_suite_other_than_nlupp_is_a_one_line_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"suite\.domain .*needs name: nlupp") as err:
+        load_config(None, ["suite.name=gsm8k", "suite.domain=hotels"])
+    assert "\n" not in str(err.value)
+    assert load_config(None, ["suite.name=nlupp", "suite.domain=hotels"]).suite.domain == "hotels"
+    with pytest.raises(ConfigError, match="suite.domain"):
+        load_config(None, ["suite.name=nlupp", "suite.domain=airlines"])
+
+
 # --- your own data --------------------------------------------------------------------------------
 
 
@@ -290,6 +352,74 @@ def test_file_suite_bad_row_names_file_and_line(tmp_path: Path, suffix: str, tex
     path.write_text(text)
     with pytest.raises(DataError, match=where):
         load_suite(SuiteConfig(name="file", path=str(path), fields={"input": "q", "answer": "a"}))
+
+
+def _multi_rows() -> list[dict[str, object]]:
+    answers: list[object] = [["billing", "refund"], "late; billing", "Other", [], "refund,late"]
+    return [{"q": f"message {i}", "a": answers[i % len(answers)]} for i in range(30)]
+
+
+def test_multi_label_file_suite_declares_its_labels_and_shows_them(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in _multi_rows()) + "\n")
+    labels = ["billing", "refund", "late", "other"]
+    fields = {"input": "q", "answer": "a"}
+    cfg = SuiteConfig(
+        name="file", path=str(path), fields=fields, labels=labels, metric="f1", test_size=6, dev_size=4
+    )
+    suite = load_suite(cfg)
+    assert (len(suite.train), len(suite.dev), len(suite.test)) == (20, 4, 6)
+    assert "Choose from: billing, refund, late, other." in suite.instruction
+    assert "every label that applies" in suite.instruction
+    answers = {t.answer for t in [*suite.train, *suite.dev, *suite.test]}
+    assert answers == {"billing, refund", "late; billing", "Other", "none", "refund,late"}
+    # No snapping to one label (it would drop the rest); the f1 grader knows the set instead.
+    assert suite.labels == []
+    assert suite.metric("refunds, billing", "billing, refund") == 1.0
+    hidden = load_suite(cfg.model_copy(update={"show_labels": False}))
+    assert "billing" not in hidden.instruction
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text", "where"),
+    [
+        (
+            ".csv",
+            "q,a\nfirst,billing\nsecond,billing; refnud\n",
+            r"multi\.csv:3: .*not in suite\.labels: refnud",
+        ),
+        (
+            ".jsonl",
+            '{"q": "x", "a": ["late"]}\n{"q": "y", "a": ["late", "lost"]}\n',
+            r"multi\.jsonl:2: .*: lost",
+        ),
+    ],
+)
+def test_multi_label_file_suite_gold_label_outside_the_set_names_file_and_line(
+    tmp_path: Path, suffix: str, text: str, where: str
+) -> None:
+    path = tmp_path / f"multi{suffix}"
+    path.write_text(text)
+    cfg = SuiteConfig(
+        name="file",
+        path=str(path),
+        fields={"input": "q", "answer": "a"},
+        labels=["billing", "late"],
+        metric="f1",
+    )
+    with pytest.raises(DataError, match=where) as err:
+        load_suite(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_single_label_file_suite_still_rejects_a_set_of_labels(tmp_path: Path) -> None:
+    path = tmp_path / "single.csv"
+    path.write_text("q,a\nfirst,billing\nsecond,billing; late\n")
+    cfg = SuiteConfig(
+        name="file", path=str(path), fields={"input": "q", "answer": "a"}, labels=["billing", "late"]
+    )
+    with pytest.raises(DataError, match=r"single\.csv:3: .*not one of suite\.labels \(.*suite\.metric: f1\)"):
+        load_suite(cfg)
 
 
 def test_grader_override_by_import_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,10 @@ row says ``test``. Without one, the rows are shuffled with the seed: the first `
 when ``test_size`` is ``None``) are the held-out test, then dev, then train. Graded by ``label``
 (normalised exact match) unless ``suite.metric`` says otherwise.
 
+With ``suite.labels``, every answer must be one of them; with ``metric: f1`` too (multi-label), an
+answer is a set of them: a JSON list (kept as ``"a, b"``; ``[]`` is ``none``) or text separated by
+commas or semicolons, and the instruction asks for every label that applies.
+
 Example:
     >>> cfg = SuiteConfig(name="file", path="qa.csv", fields={"input": "q", "answer": "a"})  # doctest: +SKIP
     >>> load(cfg).test[0].input  # doctest: +SKIP
@@ -22,6 +26,7 @@ from typing import Any
 
 from tutelage.config import SuiteConfig
 from tutelage.errors import ConfigError, DataError
+from tutelage.evals.graders.multilabel import parse_labels
 from tutelage.evals.metrics import normalize_label
 from tutelage.evals.suites._base import Suite, Task
 from tutelage.evals.suites._common import GENERIC_DEMO, grader_for, read_jsonl
@@ -30,12 +35,35 @@ from tutelage.evals.suites._split import cap, dev_from, drop_leaks, shuffled
 __all__ = ["assemble", "load", "rows_to_tasks"]
 
 Row = tuple[int, Mapping[str, Any]]
+NONE = "none"
 SPLITS = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev", "val": "dev", "test": "test"}
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:
     value = row.get(key)
     return "" if value is None else str(value).strip()
+
+
+def _multi(cfg: SuiteConfig) -> bool:
+    return cfg.metric == "f1"
+
+
+def _answer(row: Mapping[str, Any], key: str, multi: bool) -> str:
+    value = row.get(key)
+    if multi and isinstance(value, list):
+        return ", ".join(str(v).strip() for v in value) or NONE
+    return _cell(row, key)
+
+
+def _check_labels(answer: str, labels: set[str], multi: bool, where: str) -> None:
+    if multi:
+        outside = ", ".join(sorted(parse_labels(answer) - labels))
+        if outside:
+            raise DataError(f"{where}: answer {answer!r} has labels not in suite.labels: {outside}")
+    elif normalize_label(answer) not in labels:
+        parts = parse_labels(answer)
+        hint = " (a set of labels? set suite.metric: f1)" if len(parts) > 1 and parts <= labels else ""
+        raise DataError(f"{where}: answer {answer!r} is not one of suite.labels{hint}")
 
 
 def rows_to_tasks(
@@ -46,6 +74,7 @@ def rows_to_tasks(
     Without an id column, ids are ``<id_prefix>-<row index>``.
     """
     fields, labels = cfg.fields, {normalize_label(x) for x in cfg.labels or ()}
+    multi = _multi(cfg)
     out: dict[str, list[Task]] = {"train": [], "dev": [], "test": []}
     ids: set[str] = set()
     for n, (line, row) in enumerate(rows):
@@ -53,9 +82,9 @@ def rows_to_tasks(
         for key in (fields.input, fields.answer):
             if not _cell(row, key):
                 raise DataError(f"{where}: missing or empty {key!r} (suite.fields maps input and answer)")
-        answer = _cell(row, fields.answer)
-        if labels and normalize_label(answer) not in labels:
-            raise DataError(f"{where}: answer {answer!r} is not one of suite.labels")
+        answer = _answer(row, fields.answer, multi)
+        if labels:
+            _check_labels(answer, labels, multi, where)
         task_id = _cell(row, fields.id) if fields.id else f"{id_prefix}-{n}"
         if not task_id or task_id in ids:
             raise DataError(f"{where}: {'duplicate' if task_id else 'empty'} id {task_id!r} in {fields.id!r}")
@@ -98,7 +127,17 @@ def assemble(cfg: SuiteConfig, name: str, splits: Mapping[str, list[Task]]) -> S
     if not train and not test:
         raise DataError(f"suite {name!r} has no items")
     labels = list(cfg.labels or [])
-    if labels:
+    multi = bool(labels) and _multi(cfg)
+    grader = grader_for(cfg, "f1", labels=labels) if multi else grader_for(cfg, "label")
+    if multi:
+        listed = f" Choose from: {', '.join(labels)}." if cfg.show_labels else ""
+        instruction = (
+            f"List every label that applies to the input.{listed} "
+            f"Reply with the labels separated by commas, or '{NONE}' if none applies."
+        )
+        # Snapping a reply to one label would destroy a set: the labels travel with the f1 grader.
+        labels = []
+    elif labels:
         listed = f" into one of these labels: {', '.join(labels)}." if cfg.show_labels else " into its label."
         instruction = f"Classify the input{listed} Reply with the label only."
     else:
@@ -109,7 +148,7 @@ def assemble(cfg: SuiteConfig, name: str, splits: Mapping[str, list[Task]]) -> S
         train,
         dev,
         test,
-        grader_for(cfg, "label"),
+        grader,
         labels,
         GENERIC_DEMO,
         held_out=test_all,
