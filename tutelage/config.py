@@ -35,6 +35,7 @@ __all__ = [
     "MiproConfig",
     "Policy",
     "RoleConfig",
+    "ServeConfig",
     "RunConfig",
     "SuiteConfig",
     "TrackingConfig",
@@ -47,6 +48,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ServeConfig(_Frozen):
+    """How tutelage starts ``vllm serve MODEL`` for a ``vllm`` role that names no ``api_base``.
+
+    The server listens on 127.0.0.1 (``port``; 0: a free one) with runtime LoRA loading on, and is
+    stopped when the run ends, fails, is interrupted, or its process is killed. ``args`` are passed to
+    ``vllm serve`` as they are (``["--dtype", "bfloat16"]``).
+    """
+
+    port: int = Field(0, ge=0, le=65535)
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=16)
+    max_lora_rank: int = Field(16, ge=1, le=512)
+    max_loras: int = Field(4, ge=1, le=64)
+    args: tuple[str, ...] = ()
+    start_timeout: float = Field(900.0, gt=0, description="seconds to wait for /health (loading weights)")
+
+
 class RoleConfig(_Frozen):
     """One model role (student or teacher).
 
@@ -55,6 +73,14 @@ class RoleConfig(_Frozen):
     to any OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI) at ``api_base``. ``none`` (the
     teacher only, also written ``teacher: off``) runs without a teacher: the memory holds gold
     examples only. An unknown provider fails when the endpoints are opened, naming the known ones.
+    ``vllm`` attaches to the vLLM server at ``api_base``, or, with no ``api_base``, starts ``vllm
+    serve MODEL`` itself (``serve``).
+
+    ``api_base`` may be a list of replicas serving the same model: requests are spread over them
+    (LiteLLM's Router), a replica that stops answering is taken out and its requests retried on the
+    others, and each ledger row names the replica that answered. ``constrain_labels``: on a suite with
+    a closed label set, ask an endpoint that can (vLLM) to reply with exactly one label (structured
+    outputs) instead of reading a free reply as the nearest label.
     """
 
     provider: str = Field("local", min_length=1)
@@ -64,7 +90,7 @@ class RoleConfig(_Frozen):
         min_length=1,
         description="local provider: the GGUF file to serve; default the packaged SmolLM2-135M",
     )
-    api_base: str | None = None
+    api_base: str | tuple[str, ...] | None = None
     api_key_env: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(64, ge=1, le=32768)
@@ -82,6 +108,26 @@ class RoleConfig(_Frozen):
         description="student only: your agent as an import path pkg.mod:attr (a DSPy module, a "
         "LangGraph graph or fn(task, lessons)); it calls this role's model through tutelage.agent_lm()",
     )
+    serve: ServeConfig = ServeConfig()
+    constrain_labels: bool = True
+
+    @field_validator("api_base")
+    @classmethod
+    def _replicas(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple):
+            if not value or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError("a list of replicas needs at least one non-empty URL")
+            if len(set(value)) != len(value):
+                raise ValueError("the same replica is listed twice")
+            return value[0] if len(value) == 1 else value
+        return value
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        """Every ``api_base`` this role names (empty: none)."""
+        if self.api_base is None:
+            return ()
+        return (self.api_base,) if isinstance(self.api_base, str) else self.api_base
 
 
 class EmbedderConfig(_Frozen):
@@ -230,13 +276,15 @@ class SuiteConfig(_Frozen):
     Other keys:
         style: BBH prompt style, ``cot`` (published 3-shot chain of thought) or ``direct``.
         tasks: BBH subset by task name (``None``: all 27).
+        domain: NLU++ domain, ``banking`` (when unset) or ``hotels``; its intents are the label set.
         path: ``file`` suites: a ``.jsonl`` or ``.csv`` file.
         fields: the column mapping of ``file`` and ``hf`` suites (see ``FieldMap``).
         metric: a grader name (``label``, ``gsm8k``, ``bbh``, ``math``, ``f1``, ``judge``) or an import
             path ``module:attr`` replacing the suite's own grader. ``judge`` grades with the teacher
             endpoint against ``rubric`` (one call per graded item, counted as the teacher's).
         rubric: what a good reply must do, in words (``metric: judge`` only).
-        labels: the closed label set of a ``file``/``hf`` suite (answers must be one of them).
+        labels: the closed label set of a ``file``/``hf`` suite: each answer must be one of them, or
+            with ``metric: f1`` a set of them (a list, or separated by commas or semicolons).
         instruction: replaces the suite's instruction to the student.
         hf: the dataset of an ``hf`` suite (see ``HFConfig``).
         show_labels: list the labels in the instruction; snap_to_labels: read a reply as the label it
@@ -253,6 +301,7 @@ class SuiteConfig(_Frozen):
     snap_to_labels: bool = True
     style: Literal["cot", "direct"] = "cot"
     tasks: tuple[str, ...] | None = None
+    domain: Literal["banking", "hotels"] | None = None
     path: str | None = None
     fields: FieldMap = FieldMap()
     metric: str | None = Field(None, min_length=1)
@@ -273,6 +322,8 @@ class SuiteConfig(_Frozen):
             raise ValueError("suite.tasks selects BBH tasks; it needs name: bbh")
         if self.tasks is not None and not self.tasks:
             raise ValueError("suite.tasks is empty; leave it out to run all BBH tasks")
+        if self.domain is not None and self.name != "nlupp":
+            raise ValueError("suite.domain selects the NLU++ domain; it needs name: nlupp")
         if self.metric == "judge" and not (self.rubric and self.rubric.strip()):
             raise ValueError("suite.metric: judge needs suite.rubric (what a good reply must do, in words)")
         if self.rubric and self.metric != "judge":
@@ -523,7 +574,9 @@ class CheckpointConfig(_Frozen):
     """Where the loop's LangGraph checkpoints live (``tutelage.checkpoints.CHECKPOINTERS``).
 
     ``url`` unset: ``checkpoints.sqlite`` in the run folder. ``sqlite:///path/file.sqlite``: one SQLite
-    file that many runs share, each under its own thread id.
+    file that many runs share, each under its own thread id (its run id).
+    ``postgresql://user:password@host:5432/db`` (or ``postgres://``): a PostgreSQL database that many
+    runs share the same way; needs ``pip install 'tutelage[postgres]'``. The tables are made on first use.
     """
 
     url: str | None = Field(None, min_length=1)

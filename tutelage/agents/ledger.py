@@ -43,6 +43,7 @@ class Call:
     error: str | None = None
     session: str = ""
     t: float = 0.0  # seconds since this session of the run started
+    replica: str = ""  # the endpoint that answered, when the role has several (``api_base`` list)
 
 
 def summarize(calls: Iterable[Call]) -> dict[str, dict[str, Any]]:
@@ -167,7 +168,12 @@ class Ledger:
             raise BudgetExhausted(reason)
 
     def record(
-        self, role: str, usage: dict[str, Any] | None, seconds: float, error: str | None = None
+        self,
+        role: str,
+        usage: dict[str, Any] | None,
+        seconds: float,
+        error: str | None = None,
+        replica: str = "",
     ) -> Call:
         usage = usage or {}
         tin, tout = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
@@ -184,6 +190,7 @@ class Ledger:
             error=error,
             session=self.session,
             t=round(time.monotonic() - self._start, 3),
+            replica=replica,
         )
         with self._lock:
             self.calls.append(call)

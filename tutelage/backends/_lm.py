@@ -46,9 +46,15 @@ class CallLedger(Protocol):
         """Refuse the call (raise) when the role's budget is spent."""
 
     def record(
-        self, role: str, usage: dict[str, Any] | None, seconds: float, error: str | None = None
+        self,
+        role: str,
+        usage: dict[str, Any] | None,
+        seconds: float,
+        error: str | None = None,
+        replica: str = "",
     ) -> object:
-        """One request: its token usage, how long it took, and its error (None: a reply)."""
+        """One request: its token usage, how long it took, its error (None: a reply), and the replica
+        that answered (one of a role's several ``api_base``; '' for a role with one endpoint)."""
 
     def connection_streak(self, role: str, *, failed: bool) -> int:
         """The role's requests that could not connect, in a row, counting this one."""
@@ -173,7 +179,7 @@ class MeteredLM(dspy.LM):
             return super().__call__(prompt, messages=messages, **kwargs)
         ledger.admit(self.role)
         for attempt in range(self.retries + 1):
-            _usage.value = {}
+            _usage.value, _usage.replica = {}, ""
             start = time.perf_counter()
             try:
                 out = super().__call__(prompt, messages=messages, **kwargs)
@@ -187,7 +193,9 @@ class MeteredLM(dspy.LM):
                 self._failed(exc, ledger, start)
             ledger.connection_streak(self.role, failed=False)
             error = "EmptyReply" if _empty(out) else None
-            ledger.record(self.role, _usage.value, time.perf_counter() - start, error=error)
+            ledger.record(
+                self.role, _usage.value, time.perf_counter() - start, error=error, replica=_usage.replica
+            )
             return self._bounded(out)
         raise AssertionError("unreachable")
 
@@ -281,10 +289,16 @@ def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: CallLed
     With a ``ledger``, every call is recorded under the role ``name`` and budgets are enforced.
     """
     extra = {"stop": list(role.stop)} if role.stop else {}
-    lm = MeteredLM(
+    api_key = resolve_api_key(role.api_key_env)
+    cls: type[MeteredLM] = MeteredLM
+    if len(role.replicas) > 1:  # several endpoints: LiteLLM's Router spreads the requests
+        from tutelage.backends._replicas import ReplicatedLM
+
+        cls = ReplicatedLM
+    lm = cls(
         model=f"openai/{role.model}",
         api_base=api_base,
-        api_key=resolve_api_key(role.api_key_env),
+        api_key=api_key,
         temperature=role.temperature,
         max_tokens=role.max_tokens,
         timeout=role.timeout,
@@ -296,6 +310,10 @@ def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: CallLed
         **extra,
     )
     lm.role, lm.ledger, lm.retries = name, ledger, role.retries
+    if len(role.replicas) > 1:
+        from tutelage.backends._replicas import spread
+
+        spread(lm, role, api_key=api_key)
     return lm
 
 

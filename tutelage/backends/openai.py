@@ -28,11 +28,12 @@ class OpenAIBackend:
         keys: dict[str, str] = {}
         self._bases, self._keys = bases, keys  # what ``adapter_host`` addresses
         for name, role in roles.items():
-            if not role.api_base:
+            if not role.replicas:
                 raise ConfigError(f"{name}.api_base is required when {name}.provider is {role.provider!r}")
-            bases[name] = role.api_base.rstrip("/")
             keys[name] = resolve_api_key(role.api_key_env)
-            check_endpoint(bases[name], role=name, api_key=keys[name])
+            for base in role.replicas:  # every replica must answer at the start
+                check_endpoint(base, role=name, api_key=keys[name])
+            bases[name] = role.replicas[0].rstrip("/")  # the first replica, for what addresses one endpoint
         yield bases
 
     def adapter_host(self, role: str) -> AdapterHost:

@@ -1,0 +1,80 @@
+"""Replicas: one role served by several OpenAI-compatible endpoints, spread by LiteLLM's Router.
+
+A role whose ``api_base`` is a list gets a ``ReplicatedLM``: each request goes to a replica the Router
+picks; a replica that fails (refused connection, timeout, server error) is cooled down, out of the
+rotation, and the request is retried on the others, so a replica that dies mid-run costs its in-flight
+requests a retry each, not the items. Every ledger row names the replica that answered.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from tutelage.backends._lm import MeteredLM, _usage
+from tutelage.config import RoleConfig
+
+__all__ = ["COOLDOWN_SECONDS", "ReplicatedLM", "replica_router", "spread"]
+
+COOLDOWN_SECONDS = 60.0  # out of the rotation after a failure; then tried again (it may be back)
+# DSPy 3.4 still routes an LM subclass's own ``forward`` (its "legacy plugin" path) and says so on every
+# call; 3.5 wants an engine object instead, which is where this moves when the pin does.
+warnings.filterwarnings(
+    "ignore", message="Implementing custom LMs through BaseLM.forward", category=DeprecationWarning
+)
+_CLIENT = ("api_base", "api_key", "base_url", "model", "num_retries", "cache")
+
+
+def replica_router(model: str, replicas: tuple[str, ...], *, api_key: str, timeout: float) -> Any:
+    """LiteLLM's Router over ``replicas`` (all serving ``model``): a failed replica is cooled down at
+    its first failure and a request is tried on each replica at most once more."""
+    from litellm.router import Router
+
+    deployments = [
+        {
+            "model_name": model,
+            "litellm_params": {
+                "model": f"openai/{model}",
+                "api_base": base,
+                "api_key": api_key,
+                "timeout": timeout,
+            },
+            "model_info": {"id": base},
+        }
+        for base in replicas
+    ]
+    return Router(
+        model_list=deployments,
+        routing_strategy="simple-shuffle",
+        num_retries=len(replicas) - 1,
+        retry_after=0,
+        allowed_fails=0,
+        cooldown_time=COOLDOWN_SECONDS,
+        timeout=timeout,
+    )
+
+
+class ReplicatedLM(MeteredLM):
+    """A ``MeteredLM`` whose requests go through a Router over the role's replicas.
+
+    Copies share the Router (and so what it knows about dead replicas).
+    """
+
+    router: Any = None
+    group: str = ""
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        settings = {k: v for k, v in {**self.kwargs, **kwargs}.items() if k not in _CLIENT and v is not None}
+        messages = messages or [{"role": "user", "content": prompt}]
+        response = self.router.completion(model=self.group, messages=messages, **settings)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        _usage.replica = str(hidden.get("api_base") or hidden.get("model_id") or "")  # for the ledger row
+        return response
+
+
+def spread(lm: MeteredLM, role: RoleConfig, *, api_key: str) -> None:
+    """Send ``lm``'s requests over ``role``'s replicas (``lm`` was built as a ``ReplicatedLM``)."""
+    if not isinstance(lm, ReplicatedLM):
+        raise TypeError("spread() needs a ReplicatedLM")
+    lm.router = replica_router(role.model, role.replicas, api_key=api_key, timeout=role.timeout)
+    lm.group = role.model
