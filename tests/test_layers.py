@@ -214,3 +214,18 @@ def test_library_modules_never_import_the_command_line() -> None:
         for src, dsts in edges.items()
         if not src.startswith("tutelage.cli") and any(d.startswith("tutelage.cli") for d in dsts)
     ] == []
+
+
+def test_only_the_checkpointer_implementations_import_a_database_or_its_saver() -> None:
+    # the registry names them as import strings; the loop sees only BaseCheckpointSaver
+    saver = re.compile(
+        r"^\s*(import|from) (sqlite3|psycopg|langgraph\.checkpoint\.(sqlite|postgres))\b", re.M
+    )
+    importing = [
+        path
+        for path, text in _sources_outside(
+            "tutelage/checkpoints/sqlite.py", "tutelage/checkpoints/postgres.py"
+        ).items()
+        if saver.search(text)
+    ]
+    assert importing == []

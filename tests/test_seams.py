@@ -83,9 +83,11 @@ def test_a_run_folder_from_before_run_ids_still_resumes(
 
 def test_a_checkpoint_url_nobody_serves_is_one_line_and_leaves_no_run_folder(tmp_path: Path) -> None:
     cfg = tutelage.load_config(
-        None, [f"runs_dir={tmp_path / 'runs'}", "checkpoints.url=postgresql://db.example/tutelage"]
+        None, [f"runs_dir={tmp_path / 'runs'}", "checkpoints.url=mysql://db.example/tutelage"]
     )
-    with pytest.raises(ConfigError, match=r"no checkpointer for 'postgresql' \(known: sqlite://\)"):
+    with pytest.raises(
+        ConfigError, match=r"no checkpointer for 'mysql' \(known: postgres://, postgresql://, sqlite://\)"
+    ):
         tutelage.run(cfg)
     assert not (tmp_path / "runs" / cfg.name).exists()
 

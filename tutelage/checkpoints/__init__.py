@@ -1,9 +1,9 @@
 """The checkpointer seam: where a run's LangGraph checkpoints live, picked by ``checkpoints.url``.
 
 No URL keeps them in the run folder (``checkpoints.sqlite``); a URL's scheme picks the registered
-implementation. Adding one (Postgres, say) is one new file with a ``Checkpoints`` class plus one line
-in ``CHECKPOINTERS``. Every run's checkpoints are filed under its own thread id (``RunPaths.thread_id``),
-so many runs can share one database.
+implementation (``sqlite://``, ``postgresql://``). Adding one is one new file with a ``Checkpoints``
+class plus one line in ``CHECKPOINTERS``. Every run's checkpoints are filed under its own thread id
+(``RunPaths.thread_id``, the run id), so many runs can share one database.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ __all__ = ["CHECKPOINTERS", "Checkpoints", "checkpointer", "checkpoints_for"]
 # URL scheme -> "module:Class"; a run without checkpoints.url uses "sqlite" in its own folder
 CHECKPOINTERS: dict[str, str] = {
     "sqlite": "tutelage.checkpoints.sqlite:SqliteCheckpoints",
+    "postgresql": "tutelage.checkpoints.postgres:PostgresCheckpoints",
+    "postgres": "tutelage.checkpoints.postgres:PostgresCheckpoints",
 }
 
 
