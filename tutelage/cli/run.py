@@ -6,104 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from tutelage.cli._common import _env, _guard, console
+from tutelage.cli._progress import _dropped, _kilo, _pct, _tokens, log_format, reporting
 
 __all__ = ["app"]
 
 app = typer.Typer()
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-class RateColumn(ProgressColumn):
-    """Items per second over the recent finishes (rich's own speed estimate)."""
-
-    def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.2f} it/s" if speed >= 1 else f"{1 / speed:.1f} s/it")
-
-
-class RichReporter:
-    """Progress bars per phase (done/total, rate, elapsed, ETA) and a row per finished round."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            RateColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self._task: Any = None
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def phase(self, label: str, total: int) -> None:
-        if self._task is not None:
-            self.progress.remove_task(self._task)
-        self._task = self.progress.add_task(label, total=total)
-
-    def update(self, done: int, total: int) -> None:
-        if self._task is not None:
-            self.progress.update(self._task, completed=done, total=total)
-
-    def round_done(self, row: dict[str, Any]) -> None:
-        self.progress.console.print(
-            f"[bold]round {row['round']}[/]  train {_pct(row.get('train_accuracy'))}  "
-            f"failed {row.get('diagnosed', 0)}  "
-            f"lessons +{row.get('lessons_added', 0)} -{_dropped(row)} = {row['lessons']}  "
-            f"k={row.get('k_examples')}  [bold]dev {_pct(row.get('dev_accuracy'))}[/] "
-            f"{'kept' if row.get('accepted') else 'rolled back'}  tokens {_tokens(row.get('cost', {}))}  "
-            f"{row['seconds']:.0f}s"
-        )
-        if (train := row.get("train")) and train.get("adapter"):
-            self.progress.console.print(
-                f"  weights: {train['examples']} rows, {train['steps']} steps, {train['seconds']:.0f}s "
-                f"-> {'served' if row.get('accepted') else 'rolled back, never served'}"
-            )
-        if row.get("flag"):
-            self.progress.console.print(f"[yellow]  {row['flag']}[/]")
-
-    def message(self, text: str) -> None:
-        self.progress.console.print(text)
-
-
-def _dropped(row: dict[str, Any]) -> int:
-    """Lessons of the round that are not active: refused (leakage), rejected (verify), retired (curation)."""
-    return int(row.get("lessons_refused", 0) + row.get("lessons_rejected", 0) + row.get("lessons_retired", 0))
-
-
-def _kilo(n: int) -> str:
-    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
-
-
-def _tokens(cost: dict[str, Any]) -> str:
-    """Tokens in+out per role, student/teacher: '31.2k/5.0k'."""
-    used = [cost.get(role, {}) for role in ("student", "teacher")]
-    return "/".join(_kilo(int(c.get("tokens_in", 0) + c.get("tokens_out", 0))) for c in used)
 
 
 def _summary(result: Any) -> None:
@@ -154,10 +64,30 @@ Overrides = Annotated[
 ]
 
 
+def _log_format(ctx: typer.Context, value: str) -> str:
+    fmt = _guard(lambda: log_format(value, terminal=console.is_terminal))
+    if fmt == "json":  # stdout holds the JSON lines only: the command's own text goes to stderr
+        console.stderr = True
+        ctx.call_on_close(lambda: setattr(console, "stderr", False))
+    return fmt
+
+
+LogFormat = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        metavar="[auto|plain|json]",
+        callback=_log_format,
+        help="auto: progress bars on a terminal, else plain lines; plain; json: JSON lines on stdout",
+    ),
+]
+
+
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Argument(help="YAML config; none: the embedded quickstart")] = None,
     overrides: Overrides = None,
+    log_format: LogFormat = "auto",
 ) -> None:
     """Run the self-improvement loop (no CONFIG: Banking77 quickstart on the embedded SmolLM2, 3 rounds)."""
     _env()
@@ -170,18 +100,21 @@ def run(
         f"student {cfg.student.model} "
         f"({cfg.student.provider}), teacher {cfg.teacher.model} ({cfg.teacher.provider})"
     )
-    with RichReporter() as reporter:
+    with reporting(log_format) as reporter:
         result = _guard(lambda: run_loop(cfg, reporter=reporter))
     _summary(result)
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="the run directory to continue")]) -> None:
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory to continue")],
+    log_format: LogFormat = "auto",
+) -> None:
     """Continue a run that was killed, without redoing finished rounds or duplicating lessons."""
     _env()
     from tutelage.api import resume as resume_loop
 
-    with RichReporter() as reporter:
+    with reporting(log_format) as reporter:
         result = _guard(lambda: resume_loop(run_dir, reporter=reporter))
     _summary(result)
 
@@ -212,6 +145,7 @@ def eval_(
     fresh: Annotated[bool, typer.Option(help="discard the cached items of this evaluation")] = False,
     retry_failed: Annotated[bool, typer.Option(help="ask again for cached per-item failures")] = False,
     overrides: Overrides = None,
+    log_format: LogFormat = "auto",
 ) -> None:
     """Score a student on a suite: zero-shot, a baseline, or with a run's memory and program.
 
@@ -228,7 +162,7 @@ def eval_(
         config = RunPaths(memory).config
     sets = eval_overrides(suite, data_dir, overrides or [])
     cfg = _guard(lambda: load_config(config, sets))
-    with RichReporter() as reporter:
+    with reporting(log_format) as reporter:
         result = _guard(
             lambda: evaluate(
                 cfg,
@@ -262,6 +196,14 @@ def _eval_summary(result: Any) -> None:
         f"[95% CI {_pct(result.low)}, {_pct(result.high)}] on {_of(result.n, result.of, result.split)} "
         f"({result.failures} per-item failures{resumed}) with {result.student}"
     )
+    if result.decoding == "constrained":
+        console.print(
+            f"labels: constrained by the endpoint's structured outputs {_pct(result.score)}; free replies "
+            f"snapped to the nearest label {_pct(result.free_score)} ({result.free_snapped} of {result.n} "
+            "replies were not a label as written)"
+        )
+    elif result.decoding == "snapped":
+        console.print(f"labels: {result.snapped} of {result.n} replies were not a label and were snapped")
     for key, slices in result.slices.items():
         sizes = sorted(s["n"] for s in slices.values())
         if len(slices) < 2 or sizes[len(sizes) // 2] < 5:  # slices of one or two items say nothing
@@ -278,12 +220,13 @@ def transfer(
     split: Annotated[str, typer.Option(help="test or dev")] = "test",
     limit: Annotated[int | None, typer.Option(help="score only the first N items")] = None,
     overrides: Overrides = None,
+    log_format: LogFormat = "auto",
 ) -> None:
     """Give a run's lessons and program to another student (--set student.model=...): paired, same items."""
     _env()
     from tutelage.evals.transfer import transfer as run_transfer
 
-    with RichReporter() as reporter:
+    with reporting(log_format) as reporter:
         result = _guard(
             lambda: run_transfer(run_dir, overrides or [], split=split, limit=limit, reporter=reporter),
             resume="the same command again: finished items are cached",

@@ -6,6 +6,7 @@ finished items. Per-item failures are recorded, never raised; systemic ones (end
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -87,6 +88,23 @@ def accuracy(attempts: Iterable[Attempt]) -> EvalResult:
     )
 
 
+def _progress(
+    on_progress: Callable[[int, int], None] | None,
+) -> Callable[[int, int, float | None], None] | None:
+    """``on_progress(done, total)``, also given ``correct=`` when it takes that keyword (a reporter that
+    shows the score so far); callbacks written for two arguments keep working."""
+    if on_progress is None:
+        return None
+    try:
+        params = list(inspect.signature(on_progress).parameters.values())
+    except (TypeError, ValueError):  # a callable without a signature
+        params = []
+    if any(p.name == "correct" or p.kind is p.VAR_KEYWORD for p in params):
+        scored: Callable[..., None] = on_progress
+        return lambda done, total, correct: scored(done, total, correct=correct)
+    return lambda done, total, correct: on_progress(done, total)
+
+
 def run_tasks(
     solve: Callable[[ItemT], R],
     tasks: list[ItemT],
@@ -99,6 +117,8 @@ def run_tasks(
     """Run ``solve`` on every task (records already in ``journal`` are reused), in the order of ``tasks``.
 
     ``record`` is the dataclass ``solve`` returns (it has a ``task_id``); it is what the journal holds.
+    ``on_progress(done, total)`` is called as items finish; one that takes a ``correct`` keyword also
+    gets the summed ``score`` of the finished items (``None`` when ``record`` has no score).
     """
     # An item whose request could not connect is redone: the endpoint was down, not the item wrong.
     done = {
@@ -110,8 +130,12 @@ def run_tasks(
     lock = threading.Lock()
     total = len(tasks)
     finished = total - len(todo)
-    if on_progress:
-        on_progress(finished, total)
+    progress = _progress(on_progress)
+    correct: float | None = None
+    if progress and "score" in getattr(record, "__dataclass_fields__", {}):
+        correct = sum(float(getattr(done[t.id], "score", 0.0)) for t in tasks if t.id in done)
+    if progress:
+        progress(finished, total, correct)
     if journal is not None:
         journal.parent.mkdir(parents=True, exist_ok=True)
     sink = journal.open("a", encoding="utf-8") if journal is not None else None
@@ -122,7 +146,7 @@ def run_tasks(
                 sink.write("\n")
 
     def one(task: ItemT) -> None:
-        nonlocal finished
+        nonlocal finished, correct
         attempt = solve(task)
         with lock:
             done[task.id] = attempt
@@ -130,8 +154,10 @@ def run_tasks(
                 sink.write(json.dumps(asdict(attempt)) + "\n")  # type: ignore[call-overload]
                 sink.flush()
             finished += 1
-            if on_progress:
-                on_progress(finished, total)
+            if progress:
+                if correct is not None:
+                    correct += float(getattr(attempt, "score", 0.0))
+                progress(finished, total, correct)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:

@@ -11,6 +11,14 @@ log = logging.getLogger("tutelage")
 
 
 class Reporter(Protocol):
+    """What the loop and ``evaluate`` report: a phase starts (``total`` items; 0 when not known yet), its
+    items finish, a round ends, a message.
+
+    ``update`` may also take a ``correct`` keyword, ``update(done, total, correct=None)``: where the
+    items are scored, it then gets the summed score of the ``done`` items (the score so far is
+    ``correct / done``); ``None`` for phases without a score. Reporters without it get ``(done, total)``.
+    """
+
     def phase(self, label: str, total: int) -> None: ...
 
     def update(self, done: int, total: int) -> None: ...
