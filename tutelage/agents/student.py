@@ -18,7 +18,7 @@ from dspy.utils.exceptions import AdapterParseError
 from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.base import POLICY_KEYS, hiding, lesson_filter, load_student, unhide
 from tutelage.agents.signatures import Solve
-from tutelage.backends import systemic_error
+from tutelage.backends import label_constraint, systemic_error
 from tutelage.evals.harness import Attempt, Solver
 from tutelage.evals.metrics import Metric, closest_choice
 from tutelage.evals.suites import Task
@@ -101,7 +101,10 @@ class StudentProgram(dspy.Module):
         """Answer ``task``; ``prefix`` (a suite's fixed prompt, e.g. BBH's 3-shot exemplars) is shown
         before the task but plays no part in retrieval."""
         demos, inputs, shown = self._inputs(task, prefix)
-        out = self.predict(**inputs, demos=demos)
+        # An endpoint that can (vLLM) replies with exactly one label; others reply freely and the
+        # reply is read as the label it names or most resembles.
+        constraint = label_constraint(dspy.settings.lm, self.choices)
+        out = self.predict(**inputs, demos=demos, **({"config": constraint} if constraint else {}))
         answer = closest_choice(out.answer, self.choices) if self.choices else out.answer
         return dspy.Prediction(answer=answer, raw=out.answer, lesson_ids=shown)
 

@@ -23,15 +23,16 @@ from typing import Any, ClassVar, Protocol
 
 import dspy
 
+from tutelage.backends._clients import build_lm
 from tutelage.backends._lm import (
     RETRIED,
     CallJournal,
     CallLedger,
     ItemConnectionError,
     MeteredLM,
-    build_lm,
     check_endpoint,
     counting_calls,
+    label_constraint,
     replayed,
     resolve_api_key,
     systemic_error,
@@ -54,6 +55,7 @@ __all__ = [
     "build_lm",
     "check_endpoint",
     "counting_calls",
+    "label_constraint",
     "open_endpoints",
     "replayed",
     "resolve_api_key",

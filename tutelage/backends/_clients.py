@@ -1,4 +1,4 @@
-"""Replicas: one role served by several OpenAI-compatible endpoints, spread by LiteLLM's Router.
+"""LM clients for a role (``build_lm``), and replicas: one role served by several endpoints.
 
 A role whose ``api_base`` is a list gets a ``ReplicatedLM``: each request goes to a replica the Router
 picks; a replica that fails (refused connection, timeout, server error) is cooled down, out of the
@@ -11,10 +11,12 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from tutelage.backends._lm import MeteredLM, _usage
+import dspy
+
+from tutelage.backends._lm import CallLedger, MeteredLM, _usage, resolve_api_key
 from tutelage.config import RoleConfig
 
-__all__ = ["COOLDOWN_SECONDS", "ReplicatedLM", "replica_router", "spread"]
+__all__ = ["COOLDOWN_SECONDS", "ReplicatedLM", "build_lm", "replica_router", "spread"]
 
 COOLDOWN_SECONDS = 60.0  # out of the rotation after a failure; then tried again (it may be back)
 # DSPy 3.4 still routes an LM subclass's own ``forward`` (its "legacy plugin" path) and says so on every
@@ -78,3 +80,34 @@ def spread(lm: MeteredLM, role: RoleConfig, *, api_key: str) -> None:
         raise TypeError("spread() needs a ReplicatedLM")
     lm.router = replica_router(role.model, role.replicas, api_key=api_key, timeout=role.timeout)
     lm.group = role.model
+
+
+def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: CallLedger | None = None) -> dspy.LM:
+    """A DSPy LM for one role, with generation always bounded by ``max_tokens``.
+
+    With a ``ledger``, every call is recorded under the role ``name`` and budgets are enforced.
+    """
+    extra = {"stop": list(role.stop)} if role.stop else {}
+    api_key = resolve_api_key(role.api_key_env)
+    cls: type[MeteredLM] = MeteredLM
+    if len(role.replicas) > 1:  # several endpoints: LiteLLM's Router spreads the requests
+        cls = ReplicatedLM
+    lm = cls(
+        model=f"openai/{role.model}",
+        api_base=api_base,
+        api_key=api_key,
+        temperature=role.temperature,
+        max_tokens=role.max_tokens,
+        timeout=role.timeout,
+        num_retries=0 if ledger is not None else role.retries,
+        cache=False,
+        # DSPy may send only `max_completion_tokens`, which llama-cpp-python's server ignores; an
+        # unbounded reply from a small model runs to the end of its context. Send both.
+        extra_body={"max_tokens": role.max_tokens},
+        **extra,
+    )
+    lm.role, lm.ledger, lm.retries = name, ledger, role.retries
+    lm.constrains = role.provider == "vllm" and role.constrain_labels
+    if len(role.replicas) > 1:
+        spread(lm, role, api_key=api_key)
+    return lm

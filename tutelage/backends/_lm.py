@@ -20,7 +20,6 @@ from typing import Any, NoReturn, Protocol
 import dspy
 import httpx
 
-from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError, EndpointError, TutelageError
 
 __all__ = [
@@ -29,8 +28,8 @@ __all__ = [
     "CallLedger",
     "ItemConnectionError",
     "MeteredLM",
-    "build_lm",
     "check_endpoint",
+    "label_constraint",
     "replayed",
     "resolve_api_key",
     "systemic_error",
@@ -154,6 +153,7 @@ class MeteredLM(dspy.LM):
     ledger: CallLedger | None = None
     replay: CallJournal | None = None
     retries: int = 0  # tutelage retries transient failures itself, so each request is a ledger row
+    constrains: bool = False  # the endpoint takes vLLM's structured outputs (``label_constraint``)
 
     def update_history(self, entry: dict[str, Any]) -> None:
         _usage.value = entry.get("usage") or {}
@@ -283,38 +283,13 @@ def _connection_failure(exc: BaseException) -> bool:
     return any(isinstance(err, kinds) or "connection error" in str(err).lower() for err in chain)
 
 
-def build_lm(role: RoleConfig, api_base: str, *, name: str = "", ledger: CallLedger | None = None) -> dspy.LM:
-    """A DSPy LM for one role, with generation always bounded by ``max_tokens``.
-
-    With a ``ledger``, every call is recorded under the role ``name`` and budgets are enforced.
-    """
-    extra = {"stop": list(role.stop)} if role.stop else {}
-    api_key = resolve_api_key(role.api_key_env)
-    cls: type[MeteredLM] = MeteredLM
-    if len(role.replicas) > 1:  # several endpoints: LiteLLM's Router spreads the requests
-        from tutelage.backends._replicas import ReplicatedLM
-
-        cls = ReplicatedLM
-    lm = cls(
-        model=f"openai/{role.model}",
-        api_base=api_base,
-        api_key=api_key,
-        temperature=role.temperature,
-        max_tokens=role.max_tokens,
-        timeout=role.timeout,
-        num_retries=0 if ledger is not None else role.retries,
-        cache=False,
-        # DSPy may send only `max_completion_tokens`, which llama-cpp-python's server ignores; an
-        # unbounded reply from a small model runs to the end of its context. Send both.
-        extra_body={"max_tokens": role.max_tokens},
-        **extra,
-    )
-    lm.role, lm.ledger, lm.retries = name, ledger, role.retries
-    if len(role.replicas) > 1:
-        from tutelage.backends._replicas import spread
-
-        spread(lm, role, api_key=api_key)
-    return lm
+def label_constraint(lm: Any, choices: list[str]) -> dict[str, Any]:
+    """The request settings that make ``lm``'s endpoint reply with exactly one of ``choices`` (vLLM's
+    structured outputs, ``{"structured_outputs": {"choice": [...]}}``), or {} when it cannot."""
+    if not choices or not getattr(lm, "constrains", False):
+        return {}
+    extra = dict(lm.kwargs.get("extra_body") or {})
+    return {"extra_body": {**extra, "structured_outputs": {"choice": list(choices)}}}
 
 
 def check_endpoint(api_base: str, *, role: str, api_key: str = "not-needed", timeout: float = 5.0) -> None:

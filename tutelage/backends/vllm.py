@@ -1,29 +1,175 @@
-"""The ``vllm`` backend: a vLLM server a role names, whose LoRA adapters are loaded at runtime.
+"""The ``vllm`` backend: a vLLM server a role names, or one tutelage starts; LoRA adapters load at runtime.
 
-Attaching works as for ``openai``. Adapters go through vLLM's runtime LoRA API (``POST
-/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter``), which the server offers only when started
-with ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``; a request then picks an adapter by
+A role with an ``api_base`` (one URL or a list of replicas) attaches as for ``openai``. A role without
+one starts ``vllm serve MODEL`` on 127.0.0.1 (``serve``: port, GPU memory fraction, maximum model
+length, LoRA limits, extra arguments), waits for its ``/health``, and stops it, with every process it
+started, when the run ends, fails, is interrupted or is killed (``tutelage.backends._child``).
+
+Adapters go through vLLM's runtime LoRA API (``POST /v1/load_lora_adapter`` and
+``/v1/unload_lora_adapter``), which the server offers only when started with ``--enable-lora`` and
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (as a started server is); a request then picks an adapter by
 naming it as its ``model``, and requests naming the base model stay on the base weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from typing import Any
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 
 from tutelage.backends import AdapterRoute
+from tutelage.backends._lm import check_endpoint, resolve_api_key
 from tutelage.backends.openai import OpenAIBackend
-from tutelage.errors import EndpointError
+from tutelage.config import RoleConfig
+from tutelage.errors import ConfigError, EndpointError, LocalServerError
 
-__all__ = ["VLLMAdapterHost", "VLLMBackend"]
+__all__ = ["VLLMAdapterHost", "VLLMBackend", "VLLMServer"]
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = 120.0  # seconds: loading an adapter reads its weights
 
 
+class VLLMServer:
+    """``vllm serve MODEL`` as a child of this run, on 127.0.0.1, with runtime LoRA loading on.
+
+    Example:
+        >>> serve = ServeConfig(max_model_len=4096)
+        >>> with VLLMServer("Qwen/Qwen2.5-0.5B-Instruct", serve) as server:  # doctest: +SKIP
+        ...     print(server.api_base)  # http://127.0.0.1:PORT/v1
+    """
+
+    def __init__(
+        self, model: str, serve: Any, *, role: str = "student", log_path: Path | None = None
+    ) -> None:
+        self.model, self.serve, self.role, self.log_path = model, serve, role, log_path
+        self.port = serve.port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        """The ``vllm serve`` command line (``vllm`` from PATH, as the ``vllm`` extra installs it)."""
+        exe = shutil.which("vllm")
+        if exe is None:
+            raise ConfigError(
+                f"{self.role}.provider vllm with no {self.role}.api_base starts `vllm serve`, but no `vllm` "
+                "command is installed: `pip install 'tutelage[vllm]'` on a GPU machine, or set "
+                f"{self.role}.api_base to a running server"
+            )
+        s = self.serve
+        cmd = [exe, "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--enable-lora", "--max-lora-rank", str(s.max_lora_rank), "--max-loras", str(s.max_loras)]
+        cmd += ["--gpu-memory-utilization", str(s.gpu_memory_utilization)]
+        if s.max_model_len is not None:
+            cmd += ["--max-model-len", str(s.max_model_len)]
+        return [*cmd, *s.args]
+
+    def start(self) -> VLLMServer:
+        if not self.port:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                self.port = int(sock.getsockname()[1])
+        watch = [sys.executable, "-m", "tutelage.backends._child", "--parent", str(os.getpid())]
+        if threading.current_thread() is threading.main_thread():
+            watch.append("--deathsig")  # tied by the kernel to the forking thread
+        env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+        sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [*watch, "--", *self.command()],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the run, which stops the server
+            )
+        finally:
+            if self.log_path:
+                sink.close()  # type: ignore[union-attr]
+        self._wait_ready()
+        log.info("vllm serve %s on %s", self.model, self.api_base)
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.serve.start_timeout
+        where = f" (see {self.log_path})" if self.log_path else ""
+        while self._proc is not None and time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise LocalServerError(
+                    f"`vllm serve {self.model}` exited with code {self._proc.returncode}{where}"
+                )
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise LocalServerError(
+            f"`vllm serve {self.model}` did not answer /health within {self.serve.start_timeout:.0f}s{where}"
+        )
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()  # the watcher stops vLLM's whole process group, then exits
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class VLLMBackend(OpenAIBackend):
-    """Attach to each role's vLLM ``api_base``; serve trained LoRA adapters on the student's."""
+    """Attach to each role's vLLM ``api_base``, or start ``vllm serve`` for a role that names none;
+    serve trained LoRA adapters on the student's."""
+
+    starts_servers: ClassVar[bool] = True  # opened after the attach-only backends: a typo fails fast
+
+    @contextlib.contextmanager
+    def open(
+        self, *, roles: Mapping[str, RoleConfig], log_dir: Path | None = None
+    ) -> Iterator[dict[str, str]]:
+        attached = {name: role for name, role in roles.items() if role.replicas}
+        with contextlib.ExitStack() as stack:
+            bases = dict(stack.enter_context(super().open(roles=attached, log_dir=log_dir)))
+            served: dict[tuple[str, Any], str] = {}  # roles naming the same model share a server
+            for name, role in roles.items():
+                if name in attached:
+                    continue
+                key = (role.model, role.serve)
+                if key not in served:
+                    log_path = log_dir / f"vllm-{name}.log" if log_dir else None
+                    server = stack.enter_context(
+                        VLLMServer(role.model, role.serve, role=name, log_path=log_path)
+                    )
+                    served[key] = server.api_base
+                bases[name] = served[key]
+                self._keys[name] = resolve_api_key(role.api_key_env)
+                check_endpoint(bases[name], role=name, api_key=self._keys[name])
+            self._bases = bases
+            yield bases
 
     def adapter_host(self, role: str) -> VLLMAdapterHost:
         """Serve adapters on ``role``'s vLLM server (valid inside ``open``)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.student import StudentProgram, make_solver
-from tutelage.backends import build_lm, open_endpoints, routed
+from tutelage.backends import build_lm, label_constraint, open_endpoints, routed
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import ConfigError, DataError, RunDirError
 from tutelage.evals.baselines import BASELINES, build_baseline
@@ -66,6 +66,13 @@ class EvalSummary:
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     resumed: int = 0  # items read back from the journal instead of asked again
     of: int = 0  # items in the whole split (the scored ones are a seeded sample when fewer)
+    # How a closed label set was read: "constrained" (the endpoint's structured outputs chose one
+    # label), "snapped" (a free reply read as the label it most resembles), or "" (no label set).
+    decoding: str = ""
+    snapped: int = 0  # replies that were not a label as written and were read as the nearest one
+    # With "constrained": the same items with free replies snapped to a label (journal-free.jsonl).
+    free_score: float | None = None
+    free_snapped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -347,6 +354,20 @@ def evaluate(
         attempts = run_tasks(
             solve, tasks, concurrency=cfg.student.concurrency, journal=journal, on_progress=reporter.update
         )
+        labels = list(getattr(student, "choices", None) or [])
+        constrained = bool(labels and label_constraint(lm, labels))
+        free: list[Attempt] = []
+        if constrained:  # report what the constraint buys: the same items, free replies snapped
+            unconstrained = lm.copy()
+            unconstrained.constrains = False
+            reporter.phase(f"eval {suite.name} {split}, free replies", len(tasks))
+            free = run_tasks(
+                make_solver(student, lm=unconstrained, metric=suite.metric),
+                tasks,
+                concurrency=cfg.student.concurrency,
+                journal=out / "journal-free.jsonl",
+                on_progress=reporter.update,
+            )
     failed = [a for a in attempts if a.error]
     if attempts and len(failed) == len(attempts):
         raise DataError(
@@ -368,9 +389,18 @@ def evaluate(
             else suite.dev
         ),
         **facts,
+        decoding="constrained" if constrained else "snapped" if labels else "",
+        snapped=_snapped(attempts),
+        free_score=summarize(suite, tasks, free, seconds=0.0)["score"] if free else None,
+        free_snapped=_snapped(free),
     )
     (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
     return summary
+
+
+def _snapped(attempts: list[Attempt]) -> int:
+    """Replies read as a label other than the one written (the student was unsure)."""
+    return sum(1 for a in attempts if not a.error and a.raw is not None and a.raw != a.answer)
 
 
 def evaluate_student(

@@ -11,6 +11,20 @@ from typing import Any
 Answer = tuple[int, dict[str, Any] | str]
 
 
+def structured_choice(body: dict[str, Any], text: str) -> str:
+    """What vLLM's structured outputs make of a reply: with ``structured_outputs.choice`` the output is
+    exactly one of the choices (here: the reply when it is one, else the choice it most resembles)."""
+    spec = body.get("structured_outputs")
+    choices = spec.get("choice") if isinstance(spec, dict) else None
+    if not isinstance(choices, list) or not choices or text in choices:
+        return text
+    import difflib
+
+    return (difflib.get_close_matches(text, [str(c) for c in choices], n=1, cutoff=0.0) or [str(choices[0])])[
+        0
+    ]
+
+
 def _openai_error(status: int, message: str, param: str | None = None) -> Answer:
     return status, {
         "error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tutelage.testing._embedder import HashEmbedder
-from tutelage.testing._hosted import Answer, _form, _Hosted, _vllm_error
+from tutelage.testing._hosted import Answer, _form, _Hosted, _vllm_error, structured_choice
 
 Reply = Callable[[dict[str, Any]], str]
 # adapter_reply(model, request): how a tuned model or a loaded LoRA adapter answers
@@ -158,7 +158,7 @@ class ScriptedServer:
             text = self.adapter_reply(model, body)
         else:
             text = self.reply(body)
-        return 200, _completion(body, self.model, text, len(self.requests))
+        return 200, _completion(body, self.model, structured_choice(body, text), len(self.requests))
 
     def _route(self, method: str, url: str, body: dict[str, Any]) -> Answer:
         """Answer a request that no fault was injected into."""
