@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 
@@ -33,9 +34,16 @@ def closest_choice(text: str, choices: list[str]) -> str:
     """
     if not choices:
         return text
-    by_norm = {normalize_label(c): c for c in choices}
+    by_norm = _by_norm(tuple(choices))
     norm = normalize_label(text)
     if norm in by_norm:
         return by_norm[norm]
     best = difflib.get_close_matches(norm, list(by_norm), n=1, cutoff=0.0)
     return by_norm[best[0]] if best else text
+
+
+@functools.lru_cache(maxsize=32)
+def _by_norm(choices: tuple[str, ...]) -> dict[str, str]:
+    """Normalised label -> label, built once per label set, not per reply (normalising Banking77's 77
+    labels took 0.3 ms of CPU on every item the harness graded). Callers must not mutate it."""
+    return {normalize_label(c): c for c in choices}
