@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "tutelage.config",
             "tutelage.failpoints",
             "tutelage.rundir",
+            "tutelage.runfiles",
             "tutelage.evals",  # the package itself exports only the primitives
             "tutelage.evals.harness",
             "tutelage.evals.metrics",

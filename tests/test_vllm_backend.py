@@ -99,7 +99,14 @@ def test_a_refused_load_is_one_line_saying_what_to_check(tmp_path: Path) -> None
     assert _one_line(down) == f"student endpoint {api_base} refused the connection"
 
 
-def test_the_vllm_backend_needs_an_api_base() -> None:
+def test_without_an_api_base_the_vllm_backend_needs_the_vllm_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `vllm` to start
     with pytest.raises(ConfigError) as exc, open_endpoints(_config(None)):
-        pytest.fail("opened without an api_base")
-    assert _one_line(exc) == "student.api_base is required when student.provider is 'vllm'"
+        pytest.fail("opened without an api_base or a vllm command")
+    assert _one_line(exc) == (
+        "student.provider vllm with no student.api_base starts `vllm serve`, but no `vllm` command is "
+        "installed: `pip install 'tutelage[vllm]'` on a GPU machine, or set student.api_base to a "
+        "running server"
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from tutelage import runfiles
 from tutelage.agents.interface import import_object
 from tutelage.api import run
 from tutelage.config import RoleConfig, load_config
@@ -153,9 +154,9 @@ def improve_config(
         raise DataError("improve needs train and dev tasks")
     blob = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
     data_dir = Path(runs_dir) / "_data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tasks = data_dir / f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}.jsonl"
-    tasks.write_text(blob, encoding="utf-8")
+    tasks = runfiles.write_text(
+        data_dir / f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}.jsonl", blob
+    )
     config: dict[str, Any] = {
         "name": name,
         "runs_dir": str(runs_dir),
@@ -172,6 +173,4 @@ def improve_config(
         },
         "loop": {"rounds": rounds},
     }
-    source = data_dir / f"{name}.yaml"
-    source.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return source
+    return runfiles.write_text(data_dir / f"{name}.yaml", yaml.safe_dump(config, sort_keys=False))

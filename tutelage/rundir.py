@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import platform
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from tutelage import runfiles
 from tutelage.config import RunConfig
 from tutelage.errors import RunDirError
 
@@ -59,7 +59,7 @@ class RunPaths:
     def claim_id(self) -> str:
         """Give a new run its id: its folder name and a random suffix, unique across machines."""
         run_id = f"{self.root.name}-{uuid.uuid4().hex[:12]}"
-        (self.root / "run_id").write_text(run_id + "\n", encoding="utf-8")
+        runfiles.write_text(self.root / "run_id", run_id + "\n")
         return run_id
 
     @property
@@ -104,8 +104,7 @@ class RunPaths:
             os.close(fd)  # closing the descriptor releases the lock
 
     def write_config(self, cfg: RunConfig) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        runfiles.write_text(self.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         versions = {"python": platform.python_version()}
         for pkg in (
             "tutelage",
@@ -120,7 +119,7 @@ class RunPaths:
                 versions[pkg] = metadata.version(pkg)
             except metadata.PackageNotFoundError:
                 continue
-        (self.root / "versions.json").write_text(json.dumps(versions, indent=2))
+        runfiles.write_json(self.root / "versions.json", versions)
 
     def require(self) -> None:
         if not self.config.is_file():

@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tutelage import runfiles
 from tutelage.config import TrackingConfig, load_config
 from tutelage.errors import ConfigError, RunDirError, TrackingError, TutelageError
 
@@ -145,9 +146,7 @@ def _store_run_id(run_dir: Path, uri: str, experiment: str, run_id: str) -> None
         if (e.get("uri"), e.get("experiment")) != (uri, experiment)
     ]
     entries.append({"uri": uri, "experiment": experiment, "run_id": run_id})
-    tmp = run_dir / f"{TRACKING_FILE}.tmp"
-    tmp.write_text(json.dumps({"runs": entries}, indent=2))
-    tmp.replace(run_dir / TRACKING_FILE)
+    runfiles.write_json(run_dir / TRACKING_FILE, {"runs": entries})
 
 
 def _artifact_location(uri: str) -> str | None:

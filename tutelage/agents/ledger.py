@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tutelage import failpoints
+from tutelage import failpoints, runfiles
 from tutelage.backends import RETRIED  # the end of ``Call.error`` for a request tried again
 from tutelage.config import BudgetConfig, RunConfig
 from tutelage.errors import BudgetExhausted
@@ -196,9 +196,7 @@ class Ledger:
             self.calls.append(call)
             self._add(call)
             if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as sink:
-                    sink.write(json.dumps(asdict(call)) + "\n")
+                runfiles.append_lines(self.path, [json.dumps(asdict(call))])
         failpoints.step()
         return call
 

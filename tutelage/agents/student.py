@@ -8,13 +8,13 @@ is saved as JSON, never pickled.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
+from tutelage import runfiles
 from tutelage.agents.adapter import PlainChatAdapter
 from tutelage.agents.base import POLICY_KEYS, hiding, lesson_filter, load_student, unhide
 from tutelage.agents.signatures import Solve
@@ -169,10 +169,7 @@ class StudentProgram(dspy.Module):
         }
 
     def save_json(self, path: Path, **meta: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.to_json(), "meta": meta}, indent=2))
-        tmp.replace(path)
+        runfiles.write_json(path, {**self.to_json(), "meta": meta})
 
     @classmethod
     def load_json(

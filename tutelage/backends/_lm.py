@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Protocol
 import dspy
 import httpx
 
+from tutelage import runfiles
 from tutelage.errors import ConfigError, EndpointError, TutelageError
 
 __all__ = [
@@ -113,9 +114,7 @@ class CallJournal:
             return  # not plain JSON (tool calls, logprobs objects): not replayable, asked again
         with self._lock:
             self._replies.setdefault(key, {})[n] = outputs
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as sink:
-                sink.write(line + "\n")
+            runfiles.append_lines(self.path, [line])
 
 
 def replayed(lm: dspy.LM, journal: CallJournal) -> dspy.LM:

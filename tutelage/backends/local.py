@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from tutelage import runfiles
 from tutelage.backends import AdapterRoute
 from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError, LocalServerError
@@ -105,7 +106,7 @@ class LocalServer:
             cmd += ["--lora", str(adapter)]
         if threading.current_thread() is threading.main_thread():
             cmd.append("--deathsig")  # the kernel kills it with us (tied to the forking thread)
-        sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        sink = runfiles.child_log(self.log_path) if self.log_path else subprocess.DEVNULL
         try:
             # A session of its own: Ctrl-C reaches the run, which stops the server; llama.cpp's own
             # SIGINT handler, reached directly, can wedge the process.

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from tutelage import runfiles
 from tutelage.backends import AdapterRoute
 from tutelage.backends._lm import check_endpoint, resolve_api_key
 from tutelage.backends.openai import OpenAIBackend
@@ -87,7 +88,7 @@ class VLLMServer:
         if threading.current_thread() is threading.main_thread():
             watch.append("--deathsig")  # tied by the kernel to the forking thread
         env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
-        sink = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        sink = runfiles.child_log(self.log_path) if self.log_path else subprocess.DEVNULL
         try:
             self._proc = subprocess.Popen(
                 [*watch, "--", *self.command()],

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tutelage import runfiles
 from tutelage.errors import ConfigError, EndpointError
 from tutelage.rundir import RunPaths
 
@@ -100,8 +101,7 @@ class PostgresCheckpoints:
         with self._connect() as conn:
             saver = PostgresSaver(conn)
             _setup(conn, saver)
-            self.note.parent.mkdir(parents=True, exist_ok=True)
-            self.note.write_text(f"{_redact(self.url)}\nthread {self.thread_id}\n", encoding="utf-8")
+            runfiles.write_text(self.note, f"{_redact(self.url)}\nthread {self.thread_id}\n")
             try:
                 yield saver
             except psycopg.OperationalError as exc:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from tutelage import runfiles
 from tutelage.cli._common import _env, _guard, console
 
 __all__ = ["app", "export_adapter_command", "export_finetune_command"]
@@ -53,7 +54,6 @@ def export_adapter_command(
 
     def export() -> list[Path]:
         import json
-        import shutil
 
         from tutelage.api import kept_program
         from tutelage.errors import RunDirError
@@ -70,10 +70,10 @@ def export_adapter_command(
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         if adapter.get("path"):
-            written.append(Path(shutil.copytree(adapter["path"], out_dir / "peft", dirs_exist_ok=True)))
+            written.append(runfiles.copy_tree(Path(adapter["path"]), out_dir / "peft"))
         gguf = adapter["meta"].get("gguf")
         if gguf:
-            written.append(Path(shutil.copy2(gguf, out_dir / "adapter.gguf")))
+            written.append(runfiles.copy_file(Path(gguf), out_dir / "adapter.gguf"))
             if merge:
                 if not str(adapter["base"]).endswith(".gguf"):
                     raise RunDirError(
@@ -82,7 +82,7 @@ def export_adapter_command(
                 written.append(merge_lora_gguf(Path(adapter["base"]), Path(gguf), out_dir / "merged.gguf"))
         elif merge:
             raise RunDirError(f"adapter {adapter['name']} has no GGUF file to merge (a hosted model?)")
-        (out_dir / "adapter.json").write_text(json.dumps(adapter, indent=2))
+        runfiles.write_json(out_dir / "adapter.json", adapter)
         return written
 
     for path in _guard(export):

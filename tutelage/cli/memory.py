@@ -16,6 +16,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from tutelage import runfiles
 from tutelage.cli._common import _env, _guard, console
 from tutelage.errors import DataError
 from tutelage.memory._admit import Admission
@@ -292,7 +293,7 @@ def memory_export(
 
 def _write(path: Path, data: str) -> None:
     try:
-        path.write_text(data, encoding="utf-8")
+        runfiles.write_text(path, data)
     except OSError as exc:
         raise DataError(f"cannot write {path}: {exc.strerror}") from None
 

@@ -6,6 +6,7 @@ finished items. Per-item failures are recorded, never raised; systemic ones (end
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import threading
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from tutelage import runfiles
 from tutelage.evals.suites import Task
 
 __all__ = ["Attempt", "EvalResult", "Solver", "accuracy", "load_journal", "run_tasks"]
@@ -136,14 +138,7 @@ def run_tasks(
         correct = sum(float(getattr(done[t.id], "score", 0.0)) for t in tasks if t.id in done)
     if progress:
         progress(finished, total, correct)
-    if journal is not None:
-        journal.parent.mkdir(parents=True, exist_ok=True)
-    sink = journal.open("a", encoding="utf-8") if journal is not None else None
-    if sink is not None and journal is not None and journal.stat().st_size:
-        with journal.open("rb") as fh:
-            fh.seek(-1, 2)
-            if fh.read(1) != b"\n":  # a line torn by a kill: the next record must not be glued onto it
-                sink.write("\n")
+    sink: runfiles.Appender | None = None
 
     def one(task: ItemT) -> None:
         nonlocal finished, correct
@@ -151,24 +146,24 @@ def run_tasks(
         with lock:
             done[task.id] = attempt
             if sink is not None:
-                sink.write(json.dumps(asdict(attempt)) + "\n")  # type: ignore[call-overload]
-                sink.flush()
+                sink.line(json.dumps(asdict(attempt)))  # type: ignore[call-overload]
             finished += 1
             if progress:
                 if correct is not None:
                     correct += float(getattr(attempt, "score", 0.0))
                 progress(finished, total, correct)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-    try:
-        futures = [pool.submit(one, t) for t in todo]
-        finished_set, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in finished_set:
-            if (exc := fut.exception()) is not None:
-                raise exc
-    finally:
-        # On Ctrl-C or a systemic error, drop what has not started; finished items are journaled.
-        pool.shutdown(wait=True, cancel_futures=True)
-        if sink is not None:
-            sink.close()
+    with contextlib.ExitStack() as stack:
+        if journal is not None:
+            sink = stack.enter_context(runfiles.appending(journal))
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        try:
+            futures = [pool.submit(one, t) for t in todo]
+            finished_set, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in finished_set:
+                if (exc := fut.exception()) is not None:
+                    raise exc
+        finally:
+            # On Ctrl-C or a systemic error, drop what has not started; finished items are journaled.
+            pool.shutdown(wait=True, cancel_futures=True)
     return [done[t.id] for t in tasks]

@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tutelage import runfiles
 from tutelage.agents.ledger import Ledger
 from tutelage.agents.student import StudentProgram, make_solver
 from tutelage.backends import build_lm, label_constraint, open_endpoints, routed
@@ -125,7 +125,7 @@ def _open_out(out: Path, identity: dict[str, Any], fresh: bool) -> None:
     if fresh and out.exists():
         if not spec.is_file():
             raise RunDirError(f"--fresh would delete {out}, which is not an evaluation folder")
-        shutil.rmtree(out)
+        runfiles.remove_tree(out)
     if spec.is_file():
         try:
             old = json.loads(spec.read_text())
@@ -139,8 +139,7 @@ def _open_out(out: Path, identity: dict[str, Any], fresh: bool) -> None:
             )
     elif out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out} exists and is not an evaluation folder; pass another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    spec.write_text(json.dumps(identity, indent=2, sort_keys=True))
+    runfiles.write_json(spec, identity, sort_keys=True)
 
 
 def score_ci(
@@ -266,7 +265,7 @@ def _drop_failed(journal: Path) -> int:
         dropped += failed
         if not failed:
             keep.append(line)
-    journal.write_text("".join(f"{x}\n" for x in keep), encoding="utf-8")
+    runfiles.write_text(journal, "".join(f"{x}\n" for x in keep))
     return dropped
 
 
@@ -394,7 +393,7 @@ def evaluate(
         free_score=summarize(suite, tasks, free, seconds=0.0)["score"] if free else None,
         free_snapped=_snapped(free),
     )
-    (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
+    runfiles.write_json(out / "summary.json", summary.as_dict())
     return summary
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tutelage import runfiles
 from tutelage.config import load_config
 from tutelage.errors import ConfigError
 from tutelage.evals.harness import Attempt, load_journal
@@ -101,7 +102,5 @@ def _without_adapter(paths: Any, out: Path) -> tuple[Path | None, str | None]:
         return None, None
     name = data["adapter"]["name"]
     data["adapter"] = None
-    out.mkdir(parents=True, exist_ok=True)
-    program = out / f"{paths.root.name}-{source.stem}-no-adapter.json"
-    program.write_text(json.dumps(data, indent=2))
+    program = runfiles.write_json(out / f"{paths.root.name}-{source.stem}-no-adapter.json", data)
     return program, name

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from tutelage import runfiles
 from tutelage.agents.ledger import Ledger
 from tutelage.rundir import RunPaths
 
@@ -24,7 +24,5 @@ def write_metrics(paths: RunPaths, state: dict[str, Any]) -> dict[str, Any]:
         "cost": ledger.totals(),
         "wall_seconds": round(ledger.recorded_seconds(), 1),
     }
-    tmp = paths.metrics.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(paths.metrics)
+    runfiles.write_json(paths.metrics, data)
     return data

@@ -15,6 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from tutelage import runfiles
 from tutelage.agents.student import StudentProgram
 from tutelage.backends.local import embedded_model_path
 from tutelage.loop._lesson_nodes import write_sets
@@ -76,8 +77,7 @@ def train_weights(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
         )
         if not rows:
             return {"train": {"skipped": f"no training rows of kinds {', '.join(ctx.config.train.data)}"}}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        runfiles.write_text(out_dir / "data.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
         options = {**ctx.config.train.model_dump(), "name": f"{ctx.paths.thread_id}-round-{r}"}
         label = f"round {r}: train weights ({ctx.config.train.trainer}, {len(rows)} rows)"
         ctx.reporter.phase(label, 0)
@@ -90,9 +90,7 @@ def train_weights(state: LoopState, runtime: Runtime[RunContext]) -> dict[str, A
             progress=lambda step, total, _: ctx.reporter.update(step, total),
         )
         charge(ctx, adapter)
-        tmp = record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"adapter": adapter.to_json(), "data": data}, indent=2))
-        tmp.replace(record)
+        runfiles.write_json(record, {"adapter": adapter.to_json(), "data": data})
     candidate.adapter = adapter.to_json()
     meta = json.loads((ctx.paths.root / str(state["candidate_path"])).read_text()).get("meta", {})
     candidate.save_json(ctx.paths.root / str(state["candidate_path"]), **meta)

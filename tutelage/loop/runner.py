@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from tutelage import runfiles
 from tutelage.agents.build import require_tools
 from tutelage.agents.ledger import Ledger
 from tutelage.backends import build_lm, open_endpoints
@@ -170,7 +170,7 @@ def start_run(
         return _drive(paths, cfg, reporter, fresh=True, embedder=embedder, finish=finish)
     except TutelageError:
         if not checkpoints_for(cfg, paths).exists():  # nothing ran: leave no half-made run directory behind
-            shutil.rmtree(paths.root, ignore_errors=True)
+            runfiles.remove_tree(paths.root)
         raise
 
 

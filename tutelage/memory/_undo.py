@@ -13,6 +13,7 @@ import json
 import threading
 from pathlib import Path
 
+from tutelage import runfiles
 from tutelage.memory.lesson import Lesson
 
 __all__ = ["UndoLog"]
@@ -47,11 +48,10 @@ class UndoLog:
             fresh = [i for i in dict.fromkeys(ids) if i not in self._imaged]
             if not fresh:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as sink:
-                for i in fresh:
-                    record = known.get(i)
-                    image = None if record is None else record.model_dump(mode="json")
-                    sink.write(json.dumps({"id": i, "before": image}) + "\n")
-                sink.flush()
+            rows = []
+            for i in fresh:
+                record = known.get(i)
+                image = None if record is None else record.model_dump(mode="json")
+                rows.append(json.dumps({"id": i, "before": image}))
+            runfiles.append_lines(self.path, rows)
             self._imaged.update(fresh)

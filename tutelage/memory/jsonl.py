@@ -9,7 +9,6 @@ half-written store.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from tutelage import runfiles
 from tutelage.errors import ConfigError, DataError
 from tutelage.memory._undo import UndoLog
 from tutelage.memory.embed import Embedder
@@ -81,16 +81,12 @@ class JsonlLessonStore:
     def _save(self) -> None:
         if self.file is None:
             return
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as sink:
-            sink.write(json.dumps({"embedding_model": self.embedder.model_id}) + "\n")
-            for i, lesson in self._lessons.items():
-                row = {"record": lesson.model_dump(mode="json"), "vector": self._vectors[i].tolist()}
-                sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(tmp, self.file)
+        rows = [json.dumps({"embedding_model": self.embedder.model_id})]
+        for i, lesson in self._lessons.items():
+            rows.append(
+                json.dumps({"record": lesson.model_dump(mode="json"), "vector": self._vectors[i].tolist()})
+            )
+        runfiles.write_text(self.file, "".join(f"{row}\n" for row in rows), fsync=True)
 
     # -- writing ---------------------------------------------------------------------------------
 

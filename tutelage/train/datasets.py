@@ -35,6 +35,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tutelage import runfiles
 from tutelage.agents.teacher import Diagnosis
 from tutelage.errors import DataError, RunDirError
 from tutelage.evals.harness import Attempt, load_journal
@@ -198,10 +199,7 @@ def _write_jsonl(path: Path, rows: Iterable[Row]) -> None:
 
     ASCII JSON: a raw U+2028 or U+0085 inside a string would end the line for some JSONL readers.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes("".join(json.dumps(r) + "\n" for r in rows).encode("ascii"))
-    tmp.replace(path)
+    runfiles.write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode("ascii"))
 
 
 def write_round_sets(

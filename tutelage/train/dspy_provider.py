@@ -25,6 +25,7 @@ from typing import Any
 import dspy
 from dspy.clients.provider import Provider, TrainingJob
 
+from tutelage import runfiles
 from tutelage.backends import AdapterHost, AdapterRoute, routed
 from tutelage.errors import DataError
 from tutelage.train import Adapter, Progress, Trainer
@@ -117,8 +118,7 @@ class FinetuneProvider(Provider):  # type: ignore[misc]
         if record.is_file():  # the same rows were trained before (a resumed run): never pay twice
             adapter = Adapter.from_json(json.loads(record.read_text()))
         else:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "data.jsonl").write_text(text)
+            runfiles.write_text(out / "data.jsonl", text)
             job.state = "training"
 
             def progress(step: int, total: int, message: str) -> None:
@@ -133,9 +133,7 @@ class FinetuneProvider(Provider):  # type: ignore[misc]
             )
             if self.on_trained is not None:  # a training that ran (not one found on disk): its cost
                 self.on_trained(adapter)
-            tmp = record.with_suffix(".tmp")
-            tmp.write_text(json.dumps(adapter.to_json(), indent=2))
-            tmp.replace(record)
+            runfiles.write_json(record, adapter.to_json())
         job.state = "serving"
         job.adapter, job.route = adapter, self.host.serve(adapter)
         self.jobs.append(job)

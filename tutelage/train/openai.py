@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tutelage import failpoints
+from tutelage import failpoints, runfiles
 from tutelage.backends import resolve_api_key
 from tutelage.errors import ConfigError, DataError, EndpointError, RunDirError, TrainError
 from tutelage.train import Adapter, Progress
@@ -79,9 +78,7 @@ def _job_request(base: str, seed: int, options: dict[str, Any], *, default_name:
 
 def _save(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` so that a kill leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    runfiles.write_json(path, state)
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -177,7 +174,7 @@ class OpenAITrainer:
         state_path = out_dir / "job.json"
         state = self._state(state_path, key)
         if "file_id" not in state:
-            (out_dir / "train.chat.jsonl").write_bytes(content)
+            runfiles.write_bytes(out_dir / "train.chat.jsonl", content)
             uploaded = api.call(
                 "POST",
                 "/files",

@@ -20,13 +20,12 @@ import io
 import json
 import logging
 import resource
-import shutil
 import time
 import warnings
 from pathlib import Path
 from typing import Any, cast
 
-from tutelage import failpoints
+from tutelage import failpoints, runfiles
 from tutelage.errors import ConfigError, DataError
 from tutelage.train import Adapter, Progress
 
@@ -250,7 +249,7 @@ class PeftTrainer:
         model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
         gguf = export_lora_gguf(folder, out_dir / "adapter.gguf", model.base_model.model.config)
-        shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is saved: a rerun starts over
+        runfiles.remove_tree(checkpoints)  # the adapter is saved: a rerun starts over
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         if cuda:
             peak = max(peak, torch.cuda.max_memory_allocated() // (1 << 20))
@@ -272,6 +271,6 @@ class PeftTrainer:
             "alpha": lora.lora_alpha,
             "resumed_from": resume,
         }
-        (out_dir / "adapter.json").write_text(json.dumps(meta, indent=2))
+        runfiles.write_json(out_dir / "adapter.json", meta)
         name = str(options.get("name") or out_dir.name)
         return Adapter(name=name, base=base, path=folder, trainer=self.name, meta=meta)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tutelage import runfiles
 from tutelage.agents.ledger import Ledger
 from tutelage.config import RunConfig, load_config
 from tutelage.errors import RunDirError, TutelageError
@@ -44,22 +45,18 @@ def write_run_report(
     data = collect(root, cfg, metrics, lessons, slice_key=slice_key, seed=seed)
     figures = render_figures(data)
     folder = root / FIGURE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for f in figures:
-        (folder / f"{f.name}.png").write_bytes(f.png)
-        written.append(folder / f"{f.name}.png")
+        written.append(runfiles.write_bytes(folder / f"{f.name}.png", f.png))
     for name, text in (
         ("report.md", render_markdown(data, figures)),
         ("report.html", render_html(data, figures)),
     ):
-        tmp = root / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(root / name)
-        written.append(root / name)
+        written.append(runfiles.write_text(root / name, text))
     if lessons is not None:
-        (root / "playbook.md").write_text(playbook_markdown(lessons, title=f"run {root.name}"))
-        written.append(root / "playbook.md")
+        written.append(
+            runfiles.write_text(root / "playbook.md", playbook_markdown(lessons, title=f"run {root.name}"))
+        )
     return Written(data, written)
 
 
