@@ -11,20 +11,17 @@ import contextlib
 import importlib.util
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-import httpx
-
 from tutelage import runfiles
 from tutelage.backends import AdapterRoute
+from tutelage.backends._process import free_port, stop_process, wait_healthy
 from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError, LocalServerError
 
@@ -46,12 +43,6 @@ def embedded_model_path() -> Path:
     if not path.is_file():
         raise LocalServerError(f"the embedded model file is missing: {path}")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalServer:
@@ -86,7 +77,7 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LocalServer:
-        self.port = self.port or _free_port()  # a restart keeps its address: LM clients hold it
+        self.port = self.port or free_port()  # a restart keeps its address: LM clients hold it
         cmd = [
             sys.executable,
             "-m",
@@ -121,25 +112,17 @@ class LocalServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        url = f"http://127.0.0.1:{self.port}/health"
-        proc = self._proc
-        while proc is not None and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                where = f" (see {self.log_path})" if self.log_path else ""
-                raise LocalServerError(
-                    f"the embedded llama.cpp server exited with code {proc.returncode}{where}"
-                )
-            try:
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise LocalServerError(
-            f"the embedded llama.cpp server did not answer within {self.start_timeout:.0f}s"
-        )
+        try:
+            wait_healthy(
+                self._proc,  # type: ignore[arg-type]
+                f"http://127.0.0.1:{self.port}/health",
+                timeout=self.start_timeout,
+                what="the embedded llama.cpp server",
+                log_path=self.log_path,
+            )
+        except LocalServerError:
+            self.stop()
+            raise
 
     def restart(self, lora: list[Path]) -> None:
         """Stop, then start again on the same port with these LoRA adapters loaded."""
@@ -149,14 +132,7 @@ class LocalServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def __enter__(self) -> LocalServer:
         return self.start()

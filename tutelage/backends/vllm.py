@@ -17,11 +17,9 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +29,7 @@ import httpx
 from tutelage import runfiles
 from tutelage.backends import AdapterRoute
 from tutelage.backends._lm import check_endpoint, resolve_api_key
+from tutelage.backends._process import free_port, stop_process, wait_healthy
 from tutelage.backends.openai import OpenAIBackend
 from tutelage.config import RoleConfig
 from tutelage.errors import ConfigError, EndpointError, LocalServerError
@@ -80,10 +79,7 @@ class VLLMServer:
         return [*cmd, *s.args]
 
     def start(self) -> VLLMServer:
-        if not self.port:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind(("127.0.0.1", 0))
-                self.port = int(sock.getsockname()[1])
+        self.port = self.port or free_port()
         watch = [sys.executable, "-m", "tutelage.backends._child", "--parent", str(os.getpid())]
         if threading.current_thread() is threading.main_thread():
             watch.append("--deathsig")  # tied by the kernel to the forking thread
@@ -106,34 +102,22 @@ class VLLMServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.serve.start_timeout
-        where = f" (see {self.log_path})" if self.log_path else ""
-        while self._proc is not None and time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise LocalServerError(
-                    f"`vllm serve {self.model}` exited with code {self._proc.returncode}{where}"
-                )
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise LocalServerError(
-            f"`vllm serve {self.model}` did not answer /health within {self.serve.start_timeout:.0f}s{where}"
-        )
+        try:
+            wait_healthy(
+                self._proc,  # type: ignore[arg-type]
+                f"http://127.0.0.1:{self.port}/health",
+                timeout=self.serve.start_timeout,
+                what=f"`vllm serve {self.model}`",
+                log_path=self.log_path,
+                interval=0.5,
+            )
+        except LocalServerError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()  # the watcher stops vLLM's whole process group, then exits
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, grace=40.0)  # the watcher stops vLLM's whole process group, then exits
 
     def __enter__(self) -> VLLMServer:
         return self.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +11,7 @@ from types import TracebackType
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tutelage.backends._process import free_port
 
 
 class ChromaServer:
@@ -29,7 +24,7 @@ class ChromaServer:
 
     def __init__(self, path: str | Path, *, port: int | None = None, startup_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
 

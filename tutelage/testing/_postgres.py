@@ -6,11 +6,12 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
+
+from tutelage.backends._process import free_port
 
 __all__ = ["PostgresServer", "PostgresUnavailable"]
 
@@ -19,12 +20,6 @@ _TOOLS = ("initdb", "pg_ctl", "createdb")
 
 class PostgresUnavailable(RuntimeError):
     """This machine cannot start a PostgreSQL server (the message says why); a test skips on it."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _bin_dir() -> Path:
@@ -72,7 +67,7 @@ class PostgresServer:
         self, *, user: str = "tutelage", database: str = "tutelage", port: int | None = None
     ) -> None:
         self.user, self.database = user, database
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.root: Path | None = None
         self._bin = Path()
         self._as: list[str] = []  # the command prefix that drops root's privileges
