@@ -116,7 +116,7 @@ def routed(lm: dspy.LM, route: AdapterRoute) -> dspy.LM:
     """A copy of ``lm`` (same ledger, role and journal) whose requests go to ``route``'s adapter."""
     changes: dict[str, Any] = {}
     if route.model is not None:
-        changes["model"] = f"openai/{route.model}"
+        changes["model"] = f"{str(lm.model).split('/', 1)[0]}/{route.model}"  # same provider
     if route.body:
         changes["extra_body"] = {**(lm.kwargs.get("extra_body") or {}), **route.body}
     return lm.copy(**changes)

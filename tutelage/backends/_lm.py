@@ -1,4 +1,4 @@
-"""LM clients: every call goes through DSPy's LM (LiteLLM) over HTTP, metered into a cost ledger.
+"""LM clients: every call goes through DSPy's LM over HTTP, metered into a cost ledger.
 
 One code path whether the endpoint is vLLM, llama.cpp, OpenAI or any OpenAI-compatible server.
 Secrets are read here and nowhere else.
@@ -19,9 +19,19 @@ from typing import Any, NoReturn, Protocol
 
 import dspy
 import httpx
+from dspy.utils.exceptions import LMTimeoutError, LMTransportError
 
 from tutelage import runfiles
-from tutelage.errors import ConfigError, EndpointError, TutelageError
+from tutelage.backends._errors import (
+    DOWN_AFTER,
+    ItemConnectionError,
+    connection_failure,
+    error_kind,
+    error_name,
+    systemic_error,
+    transient,
+)
+from tutelage.errors import ConfigError, EndpointError
 
 __all__ = [
     "RETRIED",
@@ -175,18 +185,17 @@ class MeteredLM(dspy.LM):
     def _metered(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
         ledger = self.ledger
         if ledger is None:
-            return super().__call__(prompt, messages=messages, **kwargs)
+            return self._send(prompt, messages, kwargs)
         ledger.admit(self.role)
         for attempt in range(self.retries + 1):
             _usage.value, _usage.replica = {}, ""
             start = time.perf_counter()
             try:
-                out = super().__call__(prompt, messages=messages, **kwargs)
+                out = self._send(prompt, messages, kwargs)
             except Exception as exc:
-                if attempt < self.retries and _transient(exc):  # every request is a ledger row
-                    ledger.record(
-                        self.role, _usage.value, time.perf_counter() - start, error=f"{_name(exc)} {RETRIED}"
-                    )
+                if attempt < self.retries and transient(exc):  # every request is a ledger row
+                    seconds = time.perf_counter() - start
+                    ledger.record(self.role, _usage.value, seconds, error=f"{error_name(exc)} {RETRIED}")
                     time.sleep(min(8.0, RETRY_BASE * 2**attempt))
                     continue
                 self._failed(exc, ledger, start)
@@ -198,6 +207,20 @@ class MeteredLM(dspy.LM):
             return self._bounded(out)
         raise AssertionError("unreachable")
 
+    def _send(self, prompt: Any, messages: Any, kwargs: dict[str, Any]) -> Any:
+        """One request. DSPy's native engine cannot carry ``extra_body`` (vLLM's structured outputs,
+        llama.cpp's per-request LoRA): such a request goes through LiteLLM, to the same address."""
+        wire: dspy.LM = self
+        native = self._engine_spec == "auto" and type(self).forward is dspy.LM.forward
+        if native and ("extra_body" in kwargs or "extra_body" in self.kwargs):
+            wire = self.copy(engine="litellm")  # a shallow copy: same ledger, role and connection pools
+        try:
+            return dspy.LM.__call__(wire, prompt, messages=messages, **kwargs)
+        except LMTransportError as exc:  # the native engine's read timeout: say it is one
+            if error_kind(exc) != "timeout":
+                raise
+            raise LMTimeoutError(exc.message, model=exc.model, provider=exc.provider) from exc
+
     def _bounded(self, outputs: Any) -> Any:
         """Replies cut to what ``max_tokens`` allows (8 characters a token): an endpoint that ignores
         the bound cannot fill the journals (a 1 MB reply is stored as its first characters)."""
@@ -208,8 +231,8 @@ class MeteredLM(dspy.LM):
 
     def _failed(self, exc: Exception, ledger: CallLedger, start: float) -> NoReturn:
         """Record a request that failed for good, and raise what it means for the item or the run."""
-        ledger.record(self.role, _usage.value, time.perf_counter() - start, error=_name(exc))
-        if _connection_failure(exc):
+        ledger.record(self.role, _usage.value, time.perf_counter() - start, error=error_name(exc))
+        if connection_failure(exc):
             streak = ledger.connection_streak(self.role, failed=True)
             if streak < DOWN_AFTER:
                 detail = str(exc).splitlines()[0][:120] if str(exc) else ""
@@ -229,57 +252,6 @@ def _empty(outputs: Any) -> bool:
 
 
 RETRY_BASE = 0.25  # seconds before the first retry; doubled for each next one, at most 8 s
-
-
-def _name(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    return f"{exc.__class__.__name__} {status}" if status else exc.__class__.__name__
-
-
-def _transient(exc: BaseException) -> bool:
-    """Worth another try: no connection, a timeout, rate limiting, or a server-side error."""
-    import openai
-    from litellm import exceptions as lx
-
-    kinds = (
-        lx.APIConnectionError,
-        lx.Timeout,
-        lx.RateLimitError,
-        lx.InternalServerError,
-        lx.ServiceUnavailableError,
-        openai.APIConnectionError,
-        openai.RateLimitError,
-        openai.InternalServerError,
-        httpx.TransportError,
-    )
-    for err in _chain(exc):
-        status = getattr(err, "status_code", None)
-        if isinstance(err, kinds) or (isinstance(status, int) and (status == 429 or status >= 500)):
-            return True
-    return False
-
-
-# Items whose requests all failed to connect, in a row across items, before the endpoint counts as
-# down: a dead endpoint fails every in-flight item at once; one that drops a fifth of its connections
-# fails 8 in a row about once in 400,000 items.
-DOWN_AFTER = 8
-
-
-class ItemConnectionError(RuntimeError):
-    """One item's request could not connect after its retries, while other items still get through:
-    that item's failure (redone on resume), not a dead endpoint."""
-
-
-def _connection_failure(exc: BaseException) -> bool:
-    """A refused or dropped connection (not a timeout, not a rejected key or an unknown model)."""
-    import openai
-    from litellm import exceptions as lx
-
-    chain = _chain(exc)
-    if any(isinstance(err, (lx.Timeout, openai.APITimeoutError, httpx.TimeoutException)) for err in chain):
-        return False
-    kinds = (lx.APIConnectionError, openai.APIConnectionError, httpx.ConnectError, httpx.RemoteProtocolError)
-    return any(isinstance(err, kinds) or "connection error" in str(err).lower() for err in chain)
 
 
 def label_constraint(lm: Any, choices: list[str]) -> dict[str, Any]:
@@ -307,51 +279,3 @@ def check_endpoint(api_base: str, *, role: str, api_key: str = "not-needed", tim
         raise EndpointError(f"{role} endpoint {api_base} rejected the API key (HTTP {response.status_code})")
     if response.status_code >= 500:
         raise EndpointError(f"{role} endpoint {api_base} answered HTTP {response.status_code}")
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    node: BaseException | None = exc
-    while node is not None and node not in seen:
-        seen.append(node)
-        node = node.__cause__ or node.__context__
-    return seen
-
-
-def systemic_error(exc: BaseException, *, role: str) -> TutelageError | None:
-    """The error an LM exception stands for, or None when it is a per-task failure.
-
-    Unreachable endpoints, rejected keys and unknown models are systemic (every task would fail the
-    same way), and so is a spent budget; a bad request, a timeout (after the role's retries) or a
-    server error on one item is that item's failure.
-    """
-    import openai
-    from dspy.utils import exceptions as dx
-    from litellm import exceptions as lx
-
-    systemic = (
-        dx.LMAuthError,
-        dx.LMTransportError,
-        dx.LMUnsupportedModelError,
-        dx.LMConfigurationError,
-        lx.APIConnectionError,
-        lx.AuthenticationError,
-        lx.NotFoundError,
-        openai.APIConnectionError,
-        openai.AuthenticationError,
-        httpx.ConnectError,
-    )
-    chain = _chain(exc)
-    if any(isinstance(err, ItemConnectionError) for err in chain):
-        return None  # other items still connect: this item's failure
-    # LiteLLM's Timeout subclasses its APIConnectionError: a slow item is that item's failure, not a
-    # dead endpoint (a dead one refuses the connection, which is still systemic).
-    if any(isinstance(err, (lx.Timeout, openai.APITimeoutError, httpx.TimeoutException)) for err in chain):
-        return next((err for err in chain if isinstance(err, TutelageError)), None)
-    for err in chain:
-        if isinstance(err, TutelageError):
-            return err
-        if isinstance(err, systemic) or "connection error" in str(err).lower():
-            detail = str(err).splitlines()[0][:160] if str(err) else err.__class__.__name__
-            return EndpointError(f"{role} endpoint failed after retries: {detail}")
-    return None

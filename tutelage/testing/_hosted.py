@@ -32,7 +32,9 @@ def _openai_error(status: int, message: str, param: str | None = None) -> Answer
 
 
 def _vllm_error(status: int, message: str, kind: str) -> Answer:
-    return status, {"object": "error", "message": message, "type": kind, "param": None, "code": status}
+    # vLLM's ErrorResponse since 0.10: OpenAI's envelope, with the HTTP status as ``code`` (older
+    # servers put ``message`` at the top level, with ``"object": "error"``).
+    return status, {"error": {"message": message, "type": kind, "param": None, "code": status}}
 
 
 def _form(content_type: str, raw: bytes) -> dict[str, Any]:
