@@ -7,10 +7,11 @@ requests a retry each, not the items. Every ledger row names the replica that an
 
 A role's requests go through DSPy's native engine (lm15) as the provider ``tutelage``, declared here:
 an OpenAI-compatible chat server that bounds replies by ``max_tokens`` (llama.cpp and vLLM both do;
-DSPy's ``openai`` route would send only ``max_completion_tokens``). LiteLLM costs each request about
-10 ms of CPU under the GIL, which capped a harness at ~85 requests/s on 2 cores; the native engine
-costs about a fifth of that. Requests carrying ``extra_body`` (vLLM's structured outputs, llama.cpp's
-per-request LoRA) go through LiteLLM at the same address (``MeteredLM``).
+DSPy's ``openai`` route would send only ``max_completion_tokens``). Through LiteLLM an eval item cost
+about 5 ms of CPU under the GIL, which held ``tutelage eval`` near 200 items/s on 2 cores; through the
+native engine it costs about 1.3 ms (``bench/throughput.py``). Requests carrying ``extra_body`` (vLLM's
+structured outputs, llama.cpp's per-request LoRA) go through LiteLLM at the same address
+(``MeteredLM``).
 """
 
 from __future__ import annotations

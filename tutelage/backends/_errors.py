@@ -73,9 +73,7 @@ def error_kind(exc: BaseException) -> Kind:
     connection = (
         lx.APIConnectionError,
         openai.APIConnectionError,
-        httpx.ConnectError,
-        httpx.RemoteProtocolError,
-        httpx.ReadError,
+        httpx.TransportError,  # its timeouts were caught above
         dx.LMTransportError,
     )
     if any(isinstance(err, connection) or "connection error" in str(err).lower() for err in errors):
@@ -85,8 +83,15 @@ def error_kind(exc: BaseException) -> Kind:
         ("auth", (lx.AuthenticationError, openai.AuthenticationError, dx.LMAuthError)),
         ("unknown_model", (lx.NotFoundError, dx.LMUnsupportedModelError)),
         ("rate_limit", (lx.RateLimitError, openai.RateLimitError, dx.LMRateLimitError)),
-        ("server", (lx.InternalServerError, lx.ServiceUnavailableError, openai.InternalServerError)),
-        ("server", (dx.LMServerError,)),
+        (
+            "server",
+            (
+                lx.InternalServerError,
+                lx.ServiceUnavailableError,
+                openai.InternalServerError,
+                dx.LMServerError,
+            ),
+        ),
         ("config", (dx.LMConfigurationError,)),
     ]
     for kind, types in kinds:
